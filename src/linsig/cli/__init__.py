@@ -1,0 +1,48 @@
+"""The ``linsig`` command line.
+
+Each sub-module of this package owns one command (or command group) and exposes it as
+``COMMAND``; the main group collects them, so that commands can be written and tested apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from linsig import __version__
+from linsig.errors import LinsigInputError
+
+# Order is the order shown by ``linsig --help``.
+_COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
+
+
+class _Main(click.Group):
+    """Turns input errors into a one-line message and exit status 2, like click's own usage errors."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LinsigInputError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="linsig")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """linsig: is there non-linear signal in your expression data, and does a neural
+    network beat a linear baseline on it?"""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _name in _COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as exc:  # a command still being written: leave it out
+        if exc.name != f"{__name__}.{_name}":
+            raise
+        continue
+    main.add_command(_module.COMMAND)

@@ -1,0 +1,14 @@
+"""Exceptions raised by linsig.
+
+Every error about user input derives from :class:`LinsigInputError` (a ``ValueError``) so that
+callers and the CLI can tell bad data apart from bugs, and so that messages always name the file,
+column or sample at fault.
+"""
+
+
+class LinsigInputError(ValueError):
+    """Bad user input: the message names the file, column or sample at fault."""
+
+
+class DownloadError(RuntimeError):
+    """A remote file could not be fetched or failed verification."""
