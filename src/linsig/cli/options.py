@@ -1,0 +1,55 @@
+"""Option parsers shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+from linsig.splits import DEFAULT_FRACTIONS
+
+
+def csv_list(kind=str):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        try:
+            return tuple(kind(v.strip()) for v in str(value).split(",") if v.strip())
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r}: {exc}") from exc
+
+    return convert
+
+
+def grid_options(f):
+    """The options that define the evaluation grid and training recipe (``run`` and ``demo``)."""
+    options = [
+        click.option("--models", default="logreg,svm,mlp3,mlp5", show_default=True,
+                     help="Comma-separated models: logreg, svm, mlp3, mlp5."),
+        click.option("--folds", "n_folds", type=click.IntRange(2), default=5, show_default=True,
+                     help="Outer cross-validation folds."),
+        click.option("--seeds", default="0,1,2", show_default=True, callback=csv_list(int),
+                     help="Comma-separated seeds (fold assignment, subsampling, initialisation)."),
+        click.option("--fractions", default=",".join(map(str, DEFAULT_FRACTIONS)), show_default=True,
+                     callback=csv_list(float), help="Training-set fractions for the learning curve."),
+        click.option("--split", type=click.Choice(["study", "sample"]), default="study", show_default=True,
+                     help="Group-wise (study/donor) or sample-wise stratified folds."),
+        click.option("--signal", "signals", default="none", show_default=True, callback=csv_list(str),
+                     help="Signal modes: none, removed (train/val each corrected with their own labels), "
+                          "removed_full (whole dataset corrected before splitting), study."),
+        click.option("--tuning", type=click.Choice(["paper", "fast", "off"]), default="fast", show_default=True,
+                     help="Nested-CV search of lr and weight decay: paper (25 random trials in [1e-6, 10]), "
+                          "fast (3×2 grid), off (model defaults)."),
+        click.option("--epochs", "max_epochs", type=click.IntRange(1), default=50, show_default=True,
+                     help="Maximum training epochs (early stopping patience 7)."),
+        click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Mini-batch size."),
+        click.option("--patience", type=click.IntRange(1), default=7, show_default=True, help="Early-stopping patience."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="Where to train: auto picks a CUDA GPU when torch sees one."),
+        click.option("--lr", type=float, default=None, help="Learning rate when --tuning off (default: per model)."),
+        click.option("--weight-decay", type=float, default=0.0, show_default=True,
+                     help="Weight decay when --tuning off."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f

@@ -1,0 +1,1 @@
+"""Data in: readers, simulators, downloaders and preprocessing, all producing AnnData."""

@@ -1,0 +1,197 @@
+"""Read expression data and sample metadata into a validated AnnData.
+
+Accepted inputs:
+
+* ``.h5ad`` — samples × genes, labels and groups in ``obs`` (opened backed, so that only the rows
+  a task needs are ever loaded);
+* ``.csv``/``.tsv``/``.txt`` (optionally ``.gz``) and ``.parquet`` — an expression table whose first
+  column (or index) holds ids, either samples × genes or genes × samples, plus a metadata table
+  keyed by sample id.
+
+Everything that can be wrong with a user's table raises :class:`~linsig.errors.LinsigInputError`
+naming the file, column or sample at fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from linsig.errors import LinsigInputError
+
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None}
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".xz", ".zip"):
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _preview(items, limit: int = 5) -> str:
+    items = [str(i) for i in items]
+    more = f" … and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV/TSV/Parquet table whose first column (or stored index) holds row ids."""
+    path = Path(path)
+    if not path.exists():
+        raise LinsigInputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise LinsigInputError(f"{path}: the file is empty")
+    suffix = _suffix(path)
+    if suffix not in TABLE_SUFFIXES:
+        raise LinsigInputError(
+            f"{path}: unknown table format {suffix!r}; use .csv, .tsv, .txt or .parquet (optionally .gz)"
+        )
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+            if isinstance(df.index, pd.RangeIndex) and df.shape[1] > 0 and not pd.api.types.is_numeric_dtype(df.iloc[:, 0]):
+                df = df.set_index(df.columns[0])
+        else:
+            df = pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], index_col=0, low_memory=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as exc:
+        raise LinsigInputError(f"{path}: cannot be read as a {suffix[1:]} table ({exc})") from exc
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise LinsigInputError(f"{path}: the table has no data rows or no data columns")
+    df.index = df.index.map(str)
+    df.columns = df.columns.map(str)
+    return df
+
+
+def _check_unique(ids: pd.Index, what: str, source: Path | str) -> None:
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise LinsigInputError(f"{source}: duplicated {what} ids: {_preview(dup)}")
+
+
+def validate_matrix(X: np.ndarray, sample_ids, gene_ids, source: Path | str) -> None:
+    """NaN/inf anywhere is an error naming the first samples and genes affected."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        samples = pd.unique(np.asarray(sample_ids)[rows])
+        genes = pd.unique(np.asarray(gene_ids)[cols])
+        raise LinsigInputError(
+            f"{source}: {int(bad.sum())} NaN/inf expression values, e.g. in samples {_preview(samples)} "
+            f"(genes {_preview(genes)}); impute or drop them first"
+        )
+
+
+def _numeric_matrix(df: pd.DataFrame, source: Path) -> np.ndarray:
+    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise LinsigInputError(
+            f"{source}: non-numeric expression columns: {_preview(non_numeric)} "
+            "(the first column must hold the ids; all other columns numbers)"
+        )
+    return df.to_numpy(dtype=np.float32)
+
+
+def read_expression_table(
+    path: str | Path,
+    metadata: str | Path | pd.DataFrame,
+    orientation: str = "auto",
+) -> ad.AnnData:
+    """Read an expression table plus a metadata table keyed by sample id into AnnData.
+
+    Parameters
+    ----------
+    path
+        CSV/TSV/Parquet expression table; first column (or index) holds ids.
+    metadata
+        Table (path or DataFrame) whose first column (or index) holds sample ids.
+    orientation
+        ``"samples-by-genes"``, ``"genes-by-samples"`` or ``"auto"``: the axis whose ids are
+        found in the metadata is the sample axis.
+    """
+    path = Path(path)
+    expr = read_table(path)
+    meta_source = metadata if isinstance(metadata, pd.DataFrame) else Path(metadata)
+    meta = metadata.copy() if isinstance(metadata, pd.DataFrame) else read_table(metadata)
+    meta.index = meta.index.map(str)
+    _check_unique(meta.index, "sample", meta_source)
+
+    if orientation == "auto":
+        rows_found = expr.index.isin(meta.index).mean()
+        cols_found = expr.columns.isin(meta.index).mean()
+        orientation = "genes-by-samples" if cols_found > rows_found else "samples-by-genes"
+    if orientation == "genes-by-samples":
+        _check_unique(expr.columns, "sample", path)
+        _check_unique(expr.index, "gene", path)
+        non_numeric = [c for c in expr.columns if not pd.api.types.is_numeric_dtype(expr[c])]
+        if non_numeric:
+            raise LinsigInputError(f"{path}: non-numeric values in sample columns: {_preview(non_numeric)}")
+        X = expr.to_numpy(dtype=np.float32).T
+        samples, genes = expr.columns, expr.index
+    elif orientation == "samples-by-genes":
+        _check_unique(expr.index, "sample", path)
+        _check_unique(expr.columns, "gene", path)
+        X = _numeric_matrix(expr, path)
+        samples, genes = expr.index, expr.columns
+    else:
+        raise LinsigInputError(f"orientation must be auto, samples-by-genes or genes-by-samples, not {orientation!r}")
+
+    missing = samples[~samples.isin(meta.index)]
+    if len(missing):
+        raise LinsigInputError(
+            f"{meta_source}: {len(missing)} of {len(samples)} samples of {path} are missing from the "
+            f"metadata: {_preview(missing)}"
+        )
+    validate_matrix(X, samples, genes, path)
+    obs = meta.loc[samples].copy()
+    obs.index.name = None
+    adata = ad.AnnData(X=np.ascontiguousarray(X), obs=obs, var=pd.DataFrame(index=pd.Index(genes, name=None)))
+    adata.uns["linsig"] = {"dataset": path.name.split(".")[0], "source": str(path)}
+    return adata
+
+
+def read_h5ad(path: str | Path, backed: bool = True) -> ad.AnnData:
+    """Open an ``.h5ad`` (backed by default: rows are read only when a task asks for them)."""
+    path = Path(path)
+    if not path.exists():
+        raise LinsigInputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise LinsigInputError(f"{path}: the file is empty")
+    try:
+        adata = ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as exc:  # h5py/anndata raise many types for a corrupt file
+        raise LinsigInputError(f"{path}: not a readable .h5ad file ({exc})") from exc
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise LinsigInputError(f"{path}: the dataset has no samples or no genes")
+    _check_unique(adata.obs_names, "sample", path)
+    info = dict(adata.uns.get("linsig", {}))
+    info.setdefault("dataset", path.name.split(".")[0])
+    info.setdefault("source", str(path))
+    adata.uns["linsig"] = info
+    return adata
+
+
+def read_dataset(
+    path: str | Path,
+    metadata: str | Path | None = None,
+    orientation: str = "auto",
+    backed: bool = True,
+) -> ad.AnnData:
+    """Read any supported input: ``.h5ad`` alone, or an expression table plus ``metadata``."""
+    path = Path(path)
+    if _suffix(path) == ".h5ad":
+        if metadata is not None:
+            adata = read_h5ad(path, backed=False)
+            meta = read_table(metadata)
+            missing = adata.obs_names[~adata.obs_names.isin(meta.index)]
+            if len(missing):
+                raise LinsigInputError(f"{metadata}: samples of {path} missing from the metadata: {_preview(missing)}")
+            adata.obs = adata.obs.join(meta, rsuffix="_metadata")
+            return adata
+        return read_h5ad(path, backed=backed)
+    if metadata is None:
+        raise LinsigInputError(f"{path}: an expression table needs a metadata table (--metadata) with the labels")
+    return read_expression_table(path, metadata, orientation=orientation)

@@ -1,0 +1,226 @@
+"""Cross-validated evaluation: the grid of (model, seed, fold, training size, signal mode).
+
+The unit of work is one (task, model, seed, fold): hyperparameters are tuned once on the outer
+training fold (uncorrected data, as in the paper), then the model is trained and scored for every
+training-set fraction and every signal mode. :func:`run_unit` computes one unit and is what the
+experiment runners distribute; :func:`evaluate` runs a whole grid in this process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from linsig import splits
+from linsig.errors import LinsigInputError
+from linsig.models import make_model, parse_models
+from linsig.tasks import Task
+from linsig.training import resolve_device
+from linsig.tuning import get_preset, tune
+
+SIGNALS = ("none", "removed", "removed_full", "study")
+
+RESULT_COLUMNS = (
+    "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
+    "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "classes",
+    "balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
+    "lr", "weight_decay", "tuning", "epochs_trained", "best_epoch", "fit_seconds", "device",
+    "status", "skip_reason",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything about a run except the data: the grid and the training recipe."""
+
+    models: tuple[str, ...] = ("logreg", "svm", "mlp3", "mlp5")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_folds: int = 5
+    fractions: tuple[float, ...] = splits.DEFAULT_FRACTIONS
+    split: str = "study"
+    signals: tuple[str, ...] = ("none",)
+    tuning: str = "fast"
+    max_epochs: int = 50
+    batch_size: int = 16
+    patience: int = 7
+    device: str = "auto"
+    lr: float | None = None  # used when tuning is off (None: each model's default)
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        parse_models(list(self.models))
+        get_preset(self.tuning)
+        bad = [s for s in self.signals if s not in SIGNALS]
+        if bad or not self.signals:
+            raise LinsigInputError(f"unknown signal mode(s) {bad}; choose from {', '.join(SIGNALS)}")
+        if self.split not in splits.SPLITS:
+            raise LinsigInputError(f"split must be one of {', '.join(splits.SPLITS)}, not {self.split!r}")
+        if not self.seeds:
+            raise LinsigInputError("no seeds given")
+        if any(not 0 < f <= 1 for f in self.fractions) or not self.fractions:
+            raise LinsigInputError(f"training fractions must be in (0, 1], got {list(self.fractions)}")
+        for name in ("n_folds", "max_epochs", "batch_size"):
+            if getattr(self, name) < (2 if name == "n_folds" else 1):
+                raise LinsigInputError(f"{name} is too small: {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Unit:
+    model: str
+    seed: int
+    fold: int
+
+
+def units(settings: Settings) -> list[Unit]:
+    return [Unit(m, s, f) for s in settings.seeds for f in range(settings.n_folds) for m in settings.models]
+
+
+def check_task(task: Task, settings: Settings) -> None:
+    """Fail early, with a clear message, on a task that cannot be cross-validated."""
+    if settings.split == "study" and task.n_groups < settings.n_folds:
+        raise LinsigInputError(
+            f"task {task.name!r}: only {task.n_groups} groups ({task.group_key or 'samples'}) for "
+            f"{settings.n_folds}-fold group-wise cross-validation; use fewer folds or --split sample"
+        )
+    if task.n_samples < settings.n_folds:
+        raise LinsigInputError(f"task {task.name!r}: {task.n_samples} samples for {settings.n_folds} folds")
+
+
+def _folds(task: Task, settings: Settings, seed: int):
+    key = ("folds", settings.split, settings.n_folds, seed)
+    if key not in task._cache:
+        groups = task.groups if settings.split == "study" else None
+        task._cache[key] = splits.kfold(task.y, groups, settings.n_folds, settings.split, seed)
+    return task._cache[key]
+
+
+def _removed_full(task: Task) -> np.ndarray:
+    """The whole labelled matrix corrected at once (the paper's S1 failure mode)."""
+    if "removed_full" not in task._cache:
+        from linsig.signal import remove_linear_signal
+
+        task._cache["removed_full"] = remove_linear_signal(task.X, task.y)
+    return task._cache["removed_full"]
+
+
+def _apply_signal(signal: str, X_tr, y_tr, g_tr, X_va, y_va, g_va):
+    """Correct train and validation sets separately (each with its own labels or groups)."""
+    if signal in ("none", "removed_full"):
+        return X_tr, X_va
+    from linsig.signal import remove_linear_signal
+
+    if signal == "removed":
+        return remove_linear_signal(X_tr, y_tr), remove_linear_signal(X_va, y_va)
+    # signal == "study": the study/batch effect is removed instead of the label effect.
+    return remove_linear_signal(X_tr, g_tr), remove_linear_signal(X_va, g_va)
+
+
+def _skip_reason(signal: str, y_tr, y_va, g_tr, g_va) -> str:
+    if np.unique(y_tr).size < 2:
+        return "training set holds one class"
+    if np.unique(y_va).size < 2:
+        return "validation set holds one class"
+    if signal == "study":
+        for name, g in (("training", g_tr), ("validation", g_va)):
+            n_groups = np.unique(g).size
+            if n_groups < 2:
+                return f"{name} set holds one group: no study effect to remove"
+            if n_groups == len(g):
+                return f"every {name} sample is its own group: removing the study effect would erase the data"
+    return ""
+
+
+def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
+    """Tune once, then train and score ``unit.model`` for every fraction and signal mode."""
+    device = str(resolve_device(settings.device))
+    folds = _folds(task, settings, unit.seed)
+    train_idx, val_idx = folds[unit.fold]
+    K = task.n_classes
+    estimator = make_model(
+        unit.model, max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
+        device=device, random_state=unit.seed, classes=np.arange(K), lr=settings.lr, weight_decay=settings.weight_decay,
+    )
+    study_groups = task.groups if settings.split == "study" else None
+    tuned = tune(estimator, task.X[train_idx], task.y[train_idx],
+                 None if study_groups is None else study_groups[train_idx], settings.tuning, unit.seed, settings.split)
+    estimator.set_params(lr=tuned.lr, weight_decay=tuned.weight_decay)
+    lr_used = estimator.default_lr if tuned.lr is None else tuned.lr
+    subsets = splits.subsample(train_idx, settings.fractions, unit.seed, unit.fold)
+    y_va, g_va = task.y[val_idx], task.groups[val_idx]
+    rows = []
+    for signal in settings.signals:
+        X_base = _removed_full(task) if signal == "removed_full" else task.X
+        for fraction, idx in subsets.items():
+            y_tr, g_tr = task.y[idx], task.groups[idx]
+            counts = np.bincount(y_tr, minlength=K)
+            row = {
+                "dataset": task.dataset, "task": task.name, "model": unit.model, "seed": unit.seed,
+                "fold": unit.fold, "split": settings.split, "signal": signal, "pretraining": "none",
+                "train_fraction": fraction, "n_train": len(idx), "n_val": len(val_idx),
+                "n_train_groups": int(np.unique(g_tr).size), "n_val_groups": int(np.unique(g_va).size),
+                "n_classes": K, "classes": "|".join(map(str, task.classes)),
+                "balanced_accuracy": np.nan, "accuracy": np.nan, "chance_balanced_accuracy": 1.0 / K,
+                "majority_accuracy": float(np.mean(y_va == counts.argmax())),
+                "lr": float(lr_used), "weight_decay": float(tuned.weight_decay), "tuning": settings.tuning,
+                "epochs_trained": 0, "best_epoch": 0, "fit_seconds": 0.0, "device": device,
+                "status": "ok", "skip_reason": "",
+            }
+            reason = _skip_reason(signal, y_tr, y_va, g_tr, g_va)
+            if reason:
+                row.update(status="skipped", skip_reason=reason)
+                rows.append(row)
+                continue
+            X_tr, X_va = _apply_signal(signal, X_base[idx], y_tr, g_tr, X_base[val_idx], y_va, g_va)
+            start = time.perf_counter()
+            model = estimator.fit(X_tr, y_tr, groups=None if study_groups is None else g_tr)
+            row["fit_seconds"] = time.perf_counter() - start
+            pred = model.predict(X_va)
+            row.update(
+                balanced_accuracy=float(balanced_accuracy_score(y_va, pred)),
+                accuracy=float(accuracy_score(y_va, pred)),
+                epochs_trained=int(model.train_result_.epochs_trained), best_epoch=int(model.train_result_.best_epoch),
+            )
+            rows.append(row)
+    return rows
+
+
+def results_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows → the results table with its columns in the documented order and types."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    extra = [c for c in df.columns if c not in RESULT_COLUMNS]
+    df = df[[c for c in RESULT_COLUMNS if c in df.columns] + extra]
+    for col in ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "epochs_trained", "best_epoch"):
+        if col in df:
+            df[col] = df[col].astype("int64")
+    return df
+
+
+def evaluate(tasks: list[Task], settings: Settings, progress: bool = True) -> pd.DataFrame:
+    """Run the whole grid for every task in this process; return the results table."""
+    from tqdm.auto import tqdm
+
+    for task in tasks:
+        check_task(task, settings)
+    work = [(task, unit) for task in tasks for unit in units(settings)]
+    rows: list[dict] = []
+    with tqdm(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
+        for task, unit in work:
+            bar.set_postfix_str(f"{task.name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
+            rows.extend(run_unit(task, unit, settings))
+            bar.update()
+    return results_frame(rows)
+
+
+@dataclass
+class RunSummary:
+    tasks: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)

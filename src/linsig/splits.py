@@ -1,0 +1,95 @@
+"""Cross-validation splits: group-wise (study/donor) or sample-wise, and training-set subsampling.
+
+Group-wise folds are the paper's main setting: all samples of a study (or donor) land in one
+fold, so a model is never scored on a study it has seen. Sample-wise folds are kept to show how
+much they inflate accuracy (the paper's S2 figure).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, StratifiedKFold
+
+from linsig.errors import LinsigInputError
+
+SPLITS = ("study", "sample")
+DEFAULT_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+def _check_groups(groups: np.ndarray, n_folds: int) -> None:
+    n_groups = np.unique(groups).size
+    if n_groups < n_folds:
+        raise LinsigInputError(
+            f"only {n_groups} groups for {n_folds}-fold group-wise cross-validation; "
+            "use fewer folds or --split sample"
+        )
+
+
+def kfold(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, split: str = "study", seed: int = 0):
+    """Return ``n_folds`` ``(train_idx, val_idx)`` pairs, deterministic for a seed.
+
+    ``split="study"`` keeps every group in one fold and balances classes across folds as well
+    as the groups allow (scikit-learn's ``StratifiedGroupKFold``); ``split="sample"`` is
+    stratified sample-wise K-fold.
+    """
+    y = np.asarray(y)
+    if n_folds < 2:
+        raise LinsigInputError(f"need at least 2 folds, got {n_folds}")
+    if split == "study":
+        if groups is None:
+            raise LinsigInputError("group-wise splitting needs groups (--group COLUMN), or use --split sample")
+        _check_groups(groups, n_folds)
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        folds = list(splitter.split(np.zeros(len(y)), y, groups))
+    elif split == "sample":
+        if len(y) < n_folds:
+            raise LinsigInputError(f"only {len(y)} samples for {n_folds}-fold cross-validation")
+        # StratifiedKFold wants every class in every fold; with rarer classes fall back to plain
+        # shuffled folds rather than refusing the dataset.
+        min_class = np.bincount(np.unique(y, return_inverse=True)[1]).min()
+        if min_class >= n_folds:
+            folds = list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        else:
+            from sklearn.model_selection import KFold
+
+            folds = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y))))
+    else:
+        raise LinsigInputError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    return [(np.sort(tr), np.sort(va)) for tr, va in folds]
+
+
+def subsample(train_idx: np.ndarray, fractions, seed: int, fold: int) -> dict[float, np.ndarray]:
+    """Training subsets for each fraction, nested: a smaller subset is a prefix of a larger one.
+
+    Nesting makes a learning curve compare like with like (more data only adds samples), and one
+    random permutation per (seed, fold) makes it deterministic.
+    """
+    fractions = sorted({float(f) for f in fractions})
+    if not fractions or fractions[0] <= 0 or fractions[-1] > 1:
+        raise LinsigInputError(f"training fractions must be in (0, 1], got {fractions}")
+    rng = np.random.default_rng([seed, fold, 7919])
+    order = rng.permutation(train_idx)
+    out = {}
+    for f in fractions:
+        n = max(1, int(round(f * len(train_idx))))
+        out[f] = np.sort(order[:n])
+    return out
+
+
+def holdout(y: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int,
+            min_groups: int = 5) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split training data again for early stopping: ~``fraction`` of the groups held out.
+
+    Returns ``None`` when the data are too small to hold anything out (fewer than ``min_groups``
+    groups, or a split that leaves one class to train on): training then runs without early
+    stopping, as in the paper's code for tiny training sets.
+    """
+    n = len(y)
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if np.unique(groups).size < min_groups or fraction <= 0:
+        return None
+    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    fit_idx, tune_idx = next(splitter.split(np.zeros(n), y, groups))
+    if len(tune_idx) == 0 or np.unique(y[fit_idx]).size < 2:
+        return None
+    return np.sort(fit_idx), np.sort(tune_idx)

@@ -1,0 +1,170 @@
+"""The one training loop shared by every linsig model.
+
+Adam, a class-weighted loss, mini-batches, gradient-norm clipping, early stopping on a held-out
+("tune") part with patience and best-weights restore — the paper's recipe
+(shared/spec/anchor-parameters.md). Data stay as tensors on the device for the whole fit; a
+mini-batch is one index_select, never per-sample Python work.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+LOSSES = ("cross_entropy", "multi_margin")
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_epochs: int = 50
+    batch_size: int = 16
+    patience: int = 7
+    clip_grad_norm: float | None = 0.01
+    loss: str = "cross_entropy"
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    epochs_trained: int = 0
+    best_epoch: int = 0
+    train_loss: list[float] = field(default_factory=list)
+    tune_loss: list[float] = field(default_factory=list)
+    diverged: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch; make torch pick deterministic kernels (paper: bit-for-bit runs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(device)
+
+
+def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency, scaled like scikit-learn's ``'balanced'``: n / (k · n_c).
+
+    Classes absent from ``y`` get weight 0 (they contribute nothing either way).
+    """
+    counts = torch.bincount(y, minlength=n_classes).to(torch.float32)
+    present = counts > 0
+    weights = torch.zeros(n_classes, dtype=torch.float32, device=y.device)
+    weights[present] = y.numel() / (present.sum() * counts[present])
+    return weights
+
+
+def make_loss(name: str, weights: torch.Tensor | None) -> nn.Module:
+    if name == "cross_entropy":
+        return nn.CrossEntropyLoss(weight=weights)
+    if name == "multi_margin":
+        # Crammer–Singer-style multiclass hinge, as the paper's PytorchSVM.
+        return nn.MultiMarginLoss(weight=weights)
+    raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+
+
+@torch.no_grad()
+def predict_scores(module: nn.Module, X: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+    """Decision scores (logits) in eval mode, in large batches."""
+    was_training = module.training
+    module.eval()
+    out = torch.cat([module(X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+    module.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def mean_loss(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str, n_classes: int) -> float:
+    """Class-weighted mean loss of ``module`` on (X, y), weights from y's own class frequencies."""
+    scores = predict_scores(module, X)
+    return float(make_loss(loss, class_weights(y, n_classes))(scores, y))
+
+
+def train(
+    module: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    config: TrainConfig,
+    X_tune: torch.Tensor | None = None,
+    y_tune: torch.Tensor | None = None,
+) -> TrainResult:
+    """Train ``module`` in place; with a tune set, restore the weights of the best tune loss.
+
+    ``X``/``y`` (and the tune set) must already be tensors on the module's device. Shuffling uses
+    a generator seeded from ``config.seed``; dropout uses torch's global generator, seeded here,
+    so a fit is repeatable bit for bit on the same device and thread count.
+    """
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    weights = class_weights(y, n_classes)
+    criterion = make_loss(config.loss, weights)
+    # The fused kernel does Adam's update for all parameters in one call: with batches of 16 the
+    # per-step Python overhead, not the arithmetic, dominates small models.
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    n = X.shape[0]
+    bs = max(1, min(config.batch_size, n))
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    early_stopping = X_tune is not None and y_tune is not None and len(y_tune) > 0
+
+    result = TrainResult()
+    best_loss, best_state, since_best = math.inf, None, 0
+    params = [p for p in module.parameters() if p.requires_grad]
+    module.train()
+    for epoch in range(config.max_epochs):
+        order = torch.randperm(n, generator=generator).to(X.device)
+        total, seen = 0.0, 0
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            if has_batchnorm and idx.numel() < 2:
+                continue  # batch norm cannot normalise a batch of one sample
+            xb, yb = X.index_select(0, idx), y.index_select(0, idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(module(xb), yb)
+            loss.backward()
+            if config.clip_grad_norm:
+                nn.utils.clip_grad_norm_(params, config.clip_grad_norm, foreach=True)
+            optimizer.step()
+            total += float(loss.detach()) * idx.numel()
+            seen += idx.numel()
+        epoch_loss = total / max(seen, 1)
+        result.train_loss.append(epoch_loss)
+        result.epochs_trained = epoch + 1
+        if not math.isfinite(epoch_loss):
+            result.diverged = True
+            break
+        if early_stopping:
+            tune_loss = mean_loss(module, X_tune, y_tune, config.loss, n_classes)
+            result.tune_loss.append(tune_loss)
+            if tune_loss < best_loss:
+                best_loss, since_best, result.best_epoch = tune_loss, 0, epoch + 1
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                since_best += 1
+                if since_best >= config.patience:
+                    break
+        else:
+            result.best_epoch = epoch + 1
+    if early_stopping and best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return result

@@ -1,0 +1,280 @@
+"""Verdict statistics on constructed results with known answers, the HTML report, the CLI and
+a headless-Chromium check that the report renders with every figure loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+from linsig.errors import LinsigInputError
+from linsig.plots import synthetic_results
+from linsig.report import (
+    BEAT,
+    LOSE,
+    NO_SIGNAL,
+    SIGNAL,
+    TIE,
+    accuracy_table,
+    compare_models,
+    fraction_bins,
+    nonlinear_signal_test,
+    verdict,
+    write_report,
+)
+
+from browser import dump_dom, find_chromium
+
+FLAT = dict(learning=0.0)  # flat learning curves: a model's mean is exactly its level
+
+
+def make(none=None, removed=None, n_classes=2, **kw):
+    by_signal = {}
+    if none is not None:
+        by_signal["none"] = none
+    if removed is not None:
+        by_signal["removed"] = removed
+    return synthetic_results({("gtex", "sex" if n_classes == 2 else "tissue:multiclass",
+                               n_classes): by_signal}, **{**FLAT, **kw})
+
+
+WIN = make(none={"logreg": 0.80, "svm": 0.78, "mlp3": 0.90, "mlp5": 0.88},
+           removed={"logreg": 0.50, "svm": 0.50, "mlp3": 0.75, "mlp5": 0.72})
+TIE_DF = make(none={"logreg": 0.85, "svm": 0.85, "mlp3": 0.85, "mlp5": 0.85},
+              removed={"logreg": 0.50, "svm": 0.50, "mlp3": 0.50, "mlp5": 0.50})
+LOSS = make(none={"logreg": 0.80, "svm": 0.90, "mlp3": 0.82, "mlp5": 0.84})
+
+
+def only_group(result):
+    assert len(result["groups"]) == 1
+    return result["groups"][0]
+
+
+# ------------------------------------------------------------------ (a) model comparison
+
+def test_clear_nonlinear_win():
+    g = only_group(compare_models(WIN))
+    assert g["baseline"] == "logreg"  # the better linear model
+    assert g["verdict"] == BEAT
+    by = {c["model"]: c for c in g["comparisons"]}
+    assert by["mlp3"]["mean_diff"] == pytest.approx(0.10, abs=0.01)
+    assert by["mlp5"]["mean_diff"] == pytest.approx(0.08, abs=0.01)
+    assert by["mlp3"]["ci_low"] > 0.08 and by["mlp3"]["verdict"] == BEAT
+    assert by["mlp3"]["n_units"] == 3 * 5 * 10 and by["mlp3"]["n_clusters"] == 15
+
+
+def test_tie():
+    g = only_group(compare_models(TIE_DF))
+    assert g["verdict"] == TIE
+    for c in g["comparisons"]:
+        assert c["ci_low"] < 0.01 and c["ci_high"] > -0.01
+        assert abs(c["mean_diff"]) < 0.01
+
+
+def test_linear_win_uses_best_linear_model():
+    g = only_group(compare_models(LOSS))
+    assert g["baseline"] == "svm"
+    assert g["verdict"] == LOSE
+    assert {c["model"]: round(c["mean_diff"], 2) for c in g["comparisons"]} == \
+        {"mlp3": -0.08, "mlp5": -0.06}
+
+
+def test_small_difference_inside_margin_is_no_clear_difference():
+    df = make(none={"logreg": 0.850, "mlp3": 0.855}, noise=0.0, cluster_sd=0.0)
+    g = only_group(compare_models(df))
+    c = g["comparisons"][0]
+    assert c["mean_diff"] == pytest.approx(0.005) and c["ci_low"] == pytest.approx(0.005)
+    assert g["verdict"] == TIE  # interval excludes 0 but below the 0.01 margin
+
+
+def test_paired_cluster_t_interval_known_answer():
+    # 2 seeds x 2 folds x 2 fractions; per (seed, fold) mean differences 0.1, 0.2, 0.1, 0.3
+    rows = []
+    diffs = {(0, 0): 0.1, (0, 1): 0.2, (1, 0): 0.1, (1, 1): 0.3}
+    for (seed, fold), d in diffs.items():
+        for frac, jitter in ((0.5, -0.02), (1.0, 0.02)):
+            for model, ba in (("logreg", 0.6), ("mlp3", 0.6 + d + jitter)):
+                rows.append(dict(dataset="d", task="t", model=model, seed=seed, fold=fold,
+                                 signal="none", train_fraction=frac, n_train=int(100 * frac),
+                                 balanced_accuracy=ba, n_classes=2))
+    # an unpaired row (no logreg partner) is ignored
+    rows.append(dict(rows[-1], train_fraction=0.25, n_train=25))
+    c = only_group(compare_models(pd.DataFrame(rows)))["comparisons"][0]
+    vals = np.array(list(diffs.values()))
+    half = stats.t.ppf(0.975, 3) * vals.std(ddof=1) / 2
+    assert c["n_units"] == 8 and c["n_clusters"] == 4
+    assert c["mean_diff"] == pytest.approx(0.175)
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((0.175 - half, 0.175 + half))
+
+
+# ------------------------------------------------------------------ (b) non-linear signal
+
+def test_nonlinear_signal_present():
+    res = nonlinear_signal_test(WIN)
+    g = only_group(res)
+    assert res["available"] and g["verdict"] == SIGNAL and g["linear_at_chance"] is True
+    by = {m["model"]: m for m in g["models"]}
+    assert by["mlp3"]["above_chance"] and by["mlp3"]["p_value"] < 1e-6
+    assert by["mlp3"]["excess"] == pytest.approx(0.25, abs=0.01)
+    assert not by["logreg"]["above_chance"] and by["logreg"]["p_value"] > 0.01
+    assert by["logreg"]["ci_low"] < 0 < by["logreg"]["ci_high"]
+
+
+def test_no_signal():
+    g = only_group(nonlinear_signal_test(TIE_DF))
+    assert g["verdict"] == NO_SIGNAL and g["linear_at_chance"] is True
+    assert not any(m["above_chance"] for m in g["models"])
+
+
+def test_multiclass_chance_and_leftover_linear_signal():
+    df = make(none={"logreg": 0.9, "mlp3": 0.9},
+              removed={"logreg": 0.35, "mlp3": 0.6}, n_classes=4)
+    g = only_group(nonlinear_signal_test(df))
+    by = {m["model"]: m for m in g["models"]}
+    assert by["logreg"]["chance"] == pytest.approx(0.25)
+    assert by["logreg"]["excess"] == pytest.approx(0.10, abs=0.01)
+    assert g["linear_at_chance"] is False and g["verdict"] == SIGNAL
+    assert "not conclusive" in verdict(df).text
+
+
+def test_no_removed_rows_cannot_be_answered():
+    res = nonlinear_signal_test(LOSS)
+    assert not res["available"] and "--signal none,removed" in res["message"]
+    v = verdict(LOSS)
+    assert "could not be answered" in v.answer_b and v.answer_a == LOSE
+
+
+def test_verdict_text_words():
+    v = verdict(WIN)
+    assert v.answer_a == BEAT and v.answer_b == SIGNAL
+    assert BEAT in v.text and SIGNAL in v.text and "removal worked" in v.text
+    v = verdict(TIE_DF)
+    assert v.answer_a == TIE and v.answer_b == NO_SIGNAL
+
+
+def test_skipped_rows_are_ignored():
+    df = WIN.copy()
+    bad = df["model"] == "mlp3"
+    df.loc[bad, "status"] = "skipped"
+    df.loc[bad, "balanced_accuracy"] = np.nan
+    g = only_group(compare_models(df))
+    assert [c["model"] for c in g["comparisons"]] == ["mlp5"]
+
+
+# ------------------------------------------------------------------ tables
+
+def test_accuracy_table_known_means():
+    df = make(none={"logreg": 0.8, "mlp3": 0.9}, noise=0.0, cluster_sd=0.0)
+    table = accuracy_table(df)
+    assert len(table) == 2 * 10
+    assert np.allclose(table.loc[table["model"] == "mlp3", "mean"], 0.9)
+    assert (table["n"] == 15).all()
+    noisy = accuracy_table(WIN)
+    row = noisy[(noisy["model"] == "mlp3") & (noisy["signal"] == "none")].iloc[-1]
+    assert row["ci_low"] < 0.9 < row["ci_high"]
+    assert fraction_bins(pd.Series(np.linspace(0.01, 1, 37))).nunique() == 10
+
+
+# ------------------------------------------------------------------ report
+
+SUMMARY = {"linsig_version": "0.1.0", "config": {"signal": ["none", "removed"]},
+           "tasks": [{"dataset": "gtex", "task": "sex", "n_samples": 1234, "n_groups": 321,
+                      "group_key": "donor", "label_key": "sex", "n_genes": 5000,
+                      "classes": {"male": 800, "female": 434}}]}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    df = WIN.copy()
+    extra = df.iloc[:5].copy()
+    extra["status"] = "skipped"
+    extra["balanced_accuracy"] = np.nan
+    extra["skip_reason"] = "too few samples"
+    pd.concat([df, extra], ignore_index=True).to_parquet(path / "results.parquet")
+    (path / "summary.json").write_text(json.dumps(SUMMARY))
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_path(run_dir):
+    return write_report(run_dir)
+
+
+def test_write_report_contents(run_dir, report_path):
+    assert report_path == run_dir / "report.html"
+    page = report_path.read_text()
+    assert (run_dir / "figures" / "index.json").exists()  # figures made when missing
+    assert page.count("data:image/png;base64,") == 1  # one figure for one task
+    assert BEAT in page and SIGNAL in page
+    for text in ("1,234", "5,000", "male (800)", "female (434)", "donor", "5 skipped",
+                 "too few samples", "Balanced accuracy by training size"):
+        assert text in page
+    # self-contained: nothing fetched from elsewhere
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+
+
+def test_cli_report(run_dir, tmp_path):
+    from linsig.cli import main
+
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert BEAT in result.output and out.exists()
+
+
+def test_report_without_summary_or_figures_dir(tmp_path):
+    TIE_DF.to_parquet(tmp_path / "results.parquet")
+    page = write_report(tmp_path, figures_dir=tmp_path / "f").read_text()
+    assert TIE in page and NO_SIGNAL in page and "c0, c1" in page
+
+
+def test_report_missing_results(tmp_path):
+    from linsig.cli import main
+
+    with pytest.raises(LinsigInputError, match="results.parquet"):
+        write_report(tmp_path)
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 1 and "results.parquet" in result.output
+
+
+# ------------------------------------------------------------------ browser
+
+def require_chromium():
+    if find_chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but no chromium binary was found (apt-get install chromium)")
+        pytest.skip("chromium is not installed")
+
+
+def body_attrs(dom: str) -> dict:
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', body))
+
+
+def test_report_renders_in_headless_chromium(report_path):
+    require_chromium()
+    dom = dump_dom(report_path)
+    attrs = body_attrs(dom)
+    assert attrs["data-images-ok"] == "true", attrs
+    assert int(attrs["data-images-total"]) >= 1
+    assert attrs["data-images-loaded"] == attrs["data-images-total"]
+    assert 'class="words">' + BEAT in dom and SIGNAL in dom
+
+
+def test_browser_check_detects_a_broken_figure(tmp_path):
+    require_chromium()
+    from linsig.report import render_html
+
+    page = render_html(WIN, None, [({"name": "x", "title": "broken", "caption": ""},
+                                    b"not a png")])
+    (tmp_path / "broken.html").write_text(page)
+    attrs = body_attrs(dump_dom(tmp_path / "broken.html"))
+    assert attrs["data-images-ok"] == "false" and attrs["data-images-loaded"] == "0"
