@@ -69,14 +69,14 @@ def timed(fn):
     return value, time.perf_counter() - start
 
 
-def bench(kind: str, root: Path) -> dict:
+def bench(kind: str, root: Path, jobs: int = 1) -> dict:
     run = root / kind
     if run.exists():
         shutil.rmtree(run)
     run.mkdir(parents=True)
     df = scenario(kind)
     df.to_parquet(run / "results.parquet")
-    out = {"scenario": kind, "rows": len(df)}
+    out = {"scenario": kind, "rows": len(df), "jobs": jobs}
 
     data, out["load_s"] = timed(lambda: load_results(run))
     ok = usable_rows(data)
@@ -92,11 +92,11 @@ def bench(kind: str, root: Path) -> dict:
     out["curves"], out["loess_s"] = timed(all_loess)
     out["figures"] = len(figure_specs(data))
     _, out["verdict_s"] = timed(lambda: verdict(data))
-    paths, out["plot_png_svg_s"] = timed(lambda: plot_run(run, formats=("png", "svg")))
+    paths, out["plot_png_svg_s"] = timed(lambda: plot_run(run, formats=("png", "svg"), jobs=jobs))
     out["files"] = len(paths)
     _, out["report_with_figures_s"] = timed(lambda: write_report(run))
     shutil.rmtree(run / "figures")
-    report, out["report_from_scratch_s"] = timed(lambda: write_report(run))
+    report, out["report_from_scratch_s"] = timed(lambda: write_report(run, jobs=jobs))
     out["report_mb"] = report.stat().st_size / 1e6
     return out
 
@@ -105,11 +105,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="keep run directories here")
     parser.add_argument("--scenario", choices=("dense", "wide", "both"), default="both")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1],
+                        help="worker processes for the figures (several values: one row each)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="linsig-bench-"))
     kinds = ("dense", "wide") if args.scenario == "both" else (args.scenario,)
-    rows = [bench(kind, root) for kind in kinds]
-    cols = ["scenario", "rows", "curves", "figures", "files", "load_s", "loess_s", "verdict_s",
+    rows = [bench(kind, root, jobs) for kind in kinds for jobs in args.jobs]
+    cols = ["scenario", "rows", "jobs", "curves", "figures", "files", "load_s", "loess_s", "verdict_s",
             "plot_png_svg_s", "report_with_figures_s", "report_from_scratch_s", "report_mb"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -434,8 +434,10 @@ def test_adata_in_place_with_design_columns():
     adata, X, labels, design, covariates = _adata()
     expected = remove_linear_signal(adata.X, labels, design=design)
     adata.obs["one"] = 1.0
-    assert remove_linear_signal_adata(adata, "tissue", design=["one", "treated"], copy=False) is None
+    result = remove_linear_signal_adata(adata, "tissue", design=["one", "treated"], copy=False)
+    assert result is None
     np.testing.assert_array_equal(adata.X, expected)
+    assert adata.uns["linsig"]["signal_removal"]["design"] == ["one", "treated"]
 
 
 def test_adata_errors():

@@ -50,6 +50,10 @@ class Settings:
     device: str = "auto"
     lr: float | None = None  # used when tuning is off (None: each model's default)
     weight_decay: float = 0.0
+    # Threads per training. One by default: mini-batches of 16 gain little from a second
+    # thread, oversubscribed CPUs lose 10–40× (measured, see docs/performance.md), and a fixed
+    # count keeps results identical bit for bit across machines. Parallelise over units instead.
+    threads: int = 1
 
     def __post_init__(self):
         parse_models(list(self.models))
@@ -63,7 +67,7 @@ class Settings:
             raise LinsigInputError("no seeds given")
         if any(not 0 < f <= 1 for f in self.fractions) or not self.fractions:
             raise LinsigInputError(f"training fractions must be in (0, 1], got {list(self.fractions)}")
-        for name in ("n_folds", "max_epochs", "batch_size"):
+        for name in ("n_folds", "max_epochs", "batch_size", "threads"):
             if getattr(self, name) < (2 if name == "n_folds" else 1):
                 raise LinsigInputError(f"{name} is too small: {getattr(self, name)}")
 
@@ -139,6 +143,17 @@ def _skip_reason(signal: str, y_tr, y_va, g_tr, g_va) -> str:
 
 def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     """Tune once, then train and score ``unit.model`` for every fraction and signal mode."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        return _run_unit(task, unit, settings)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     device = str(resolve_device(settings.device))
     folds = _folds(task, settings, unit.seed)
     train_idx, val_idx = folds[unit.fold]

@@ -536,7 +536,7 @@ def _signal_table(sig: dict) -> str:
             + "</table>")
 
 
-def _figures(run_dir: Path, fig_dir: Path) -> list[dict]:
+def _figures(run_dir: Path, fig_dir: Path, formats=("png", "svg"), jobs: int = 1) -> list[dict]:
     """The figure index of ``fig_dir``, making the figures first if any is missing."""
     index_path = fig_dir / FIGURE_INDEX
 
@@ -554,7 +554,8 @@ def _figures(run_dir: Path, fig_dir: Path) -> list[dict]:
 
     figures = complete()
     if figures is None:
-        plot_run(run_dir, fig_dir, formats=("png", "svg"))
+        formats = ("png",) + tuple(f for f in formats if f != "png")
+        plot_run(run_dir, fig_dir, formats=formats, jobs=jobs)
         figures = complete() or []
     return figures
 
@@ -642,11 +643,12 @@ bin (column header: fraction, and the mean number of training samples).</p>
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                  figures_dir: str | os.PathLike | None = None, margin: float = MARGIN,
-                 alpha: float = ALPHA) -> Path:
+                 alpha: float = ALPHA, figure_formats=("png", "svg"), jobs: int = 1) -> Path:
     """Write ``report.html`` (default ``RUN_DIR/report.html``) for a run directory.
 
     Figures come from ``figures_dir`` (default ``RUN_DIR/figures``) and are made with
-    :func:`linsig.plots.plot_run` when missing. The page embeds them as base64 PNG and needs
+    :func:`linsig.plots.plot_run` (in ``figure_formats``, PNG always, ``jobs`` processes) when
+    its ``index.json`` or any PNG it lists is missing. The page embeds them as base64 PNG and needs
     no network. Returns the path written. Raises :class:`LinsigInputError` when the results
     table is missing or empty.
     """
@@ -657,7 +659,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     summary = load_summary(run_dir)
     fig_dir = Path(figures_dir) if figures_dir is not None else run_dir / "figures"
     figures = []
-    for entry in _figures(results_path, fig_dir):
+    for entry in _figures(results_path, fig_dir, figure_formats, jobs):
         figures.append((entry, (fig_dir / entry["files"]["png"]).read_bytes()))
     out = Path(out) if out is not None else run_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -221,9 +221,8 @@ def remove_linear_signal_adata(
             "adata is backed on disk: load it first (adata.to_memory()) to remove label signal"
         )
     if label_key not in adata.obs.columns:
-        raise LinsigInputError(
-            f"adata.obs has no column {label_key!r} (columns: {', '.join(map(str, adata.obs.columns))})"
-        )
+        columns = ", ".join(map(str, adata.obs.columns))
+        raise LinsigInputError(f"adata.obs has no column {label_key!r} (columns: {columns})")
     if layer is not None and layer not in adata.layers:
         raise LinsigInputError(f"adata.layers has no layer {layer!r}")
     M = adata.X if layer is None else adata.layers[layer]
@@ -237,14 +236,14 @@ def remove_linear_signal_adata(
     try:
         corrected = remove_linear_signal(M, adata.obs[label_key], design_arr, cov_arr)
     except LinsigInputError as err:
-        raise LinsigInputError(f"adata.obs[{label_key!r}]: {err}") from err
+        raise LinsigInputError(f"removing the signal of adata.obs[{label_key!r}]: {err}") from err
 
     record = {
         "method": "limma removeBatchEffect (linsig.signal.remove_linear_signal)",
         "label_key": label_key,
         "layer": "X" if layer is None else layer,
-        "design": design if isinstance(design, (str, list)) else ("custom" if design is not None else "intercept"),
-        "covariates": covariates if isinstance(covariates, (str, list)) else ("custom" if covariates is not None else "none"),
+        "design": _describe(design, "intercept"),
+        "covariates": _describe(covariates, "none"),
     }
     if copy:
         target = _copy_without_matrix(adata, layer)
@@ -355,12 +354,22 @@ def _obs_matrix(adata, spec, name: str):
     return adata.obs[cols].to_numpy(dtype=np.float64)
 
 
+def _describe(spec, default: str):
+    """JSON-like description of a design/covariates argument for the provenance record."""
+    if spec is None:
+        return default
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, (list, tuple)) and all(isinstance(c, str) for c in spec):
+        return list(spec)
+    return "array"
+
+
 def _copy_without_matrix(adata, layer):
     """Copy an AnnData except the matrix about to be replaced (saves one copy of X)."""
     import anndata as ad
 
-    layers = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else _copy.deepcopy(v)
-              for k, v in adata.layers.items() if k != layer}
+    layers = {k: _copy.deepcopy(v) for k, v in adata.layers.items() if k != layer}
     X = adata.X if layer is not None else None
     new = ad.AnnData(
         X=None if X is None else (X.copy() if hasattr(X, "copy") else X),

@@ -13,7 +13,9 @@ import click
               help="Folder for the figures [default: RUN_DIR/figures].")
 @click.option("--format", "formats", default="png,svg", show_default=True,
               help="Comma-separated image formats (png, svg, pdf).")
-def plot(run_dir: Path, out_dir: Path | None, formats: str) -> None:
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Draw figures in this many processes.")
+def plot(run_dir: Path, out_dir: Path | None, formats: str, jobs: int) -> None:
     """Draw learning curves (Fig 2-4, S2, S4 style) from RUN_DIR/results.parquet.
 
     One figure per dataset/task/split/pretraining with a panel per signal mode, plus binary-task
@@ -27,7 +29,7 @@ def plot(run_dir: Path, out_dir: Path | None, formats: str) -> None:
     df = load_results(run_dir)
     target = out_dir if out_dir is not None else (
         run_dir if run_dir.is_dir() else run_dir.parent) / "figures"
-    paths = plot_run(run_dir, target, formats=fmts)
+    paths = plot_run(run_dir, target, formats=fmts, jobs=jobs)
     skipped = len(df) - len(usable_rows(df))
     if not paths:
         click.echo(f"No figures: all {len(df)} rows of the results table are skipped.", err=True)

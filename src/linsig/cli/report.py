@@ -11,14 +11,16 @@ import click
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="HTML file to write [default: RUN_DIR/report.html].")
-def report(run_dir: Path, out: Path | None) -> None:
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for drawing figures that are missing.")
+def report(run_dir: Path, out: Path | None, jobs: int) -> None:
     """Write a self-contained report.html for RUN_DIR: data and task summary, balanced accuracy
     per model and training size, figures, and plain-word verdicts on (a) whether non-linear
     models beat the linear baseline and (b) whether there is non-linear signal."""
     from linsig.report import verdict, write_report
     from linsig.plots import load_results
 
-    path = write_report(run_dir, out)
+    path = write_report(run_dir, out, jobs=jobs)
     v = verdict(load_results(run_dir))
     click.echo(f"(a) {v.answer_a}\n(b) {v.answer_b}")
     click.echo(f"Wrote {path}")

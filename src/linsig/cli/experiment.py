@@ -1,0 +1,147 @@
+"""``linsig experiment``: run declarative experiment files (and the paper's presets) resumably."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from linsig.cli.options import grid_options
+
+# grid_options parameter -> settings key of an experiment file
+_GRID_KEYS = {"models": "models", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
+              "signals": "signals", "tuning": "tuning", "max_epochs": "epochs", "batch_size": "batch_size",
+              "patience": "patience", "device": "device", "lr": "lr", "weight_decay": "weight_decay"}
+
+
+@click.group("experiment")
+def experiment() -> None:
+    """Declarative experiments: a TOML/YAML file (or a shipped preset) expanded into units of
+    work that run resumably, in parallel or on a Dask cluster. See docs/experiments.md."""
+
+
+def _overrides(ctx: click.Context, assignments) -> dict:
+    """Grid options given on the command line (not defaults) and --set KEY=VALUE, in that order."""
+    from linsig.experiment.spec import parse_assignments
+
+    out = {}
+    for param, key in _GRID_KEYS.items():
+        if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT):
+            value = ctx.params[param]
+            out[f"settings.{key}"] = list(value) if isinstance(value, tuple) else value
+    out.update(parse_assignments(assignments))
+    return out
+
+
+def _dry_run(exp) -> None:
+    from linsig.experiment.units import canonical_json, expand, trainings, tuning_fits
+    from linsig.tuning import get_preset
+
+    units = expand(exp)
+    total = sum(trainings(u) for u in units)
+    s = exp.settings[0]
+    n_tasks = len({(u.dataset_key, canonical_json(u.task), u.task_index) for u in units})
+    click.echo(f"experiment {exp.name} ({exp.origin})")
+    click.echo(f"datasets: {len(exp.datasets)}, tasks: {n_tasks}, split modes: "
+               f"{', '.join(x.split for x in exp.settings)}, models: {', '.join(s.models)}, seeds: {len(s.seeds)}, "
+               + ("pretraining repetitions" if exp.pretraining else f"folds: {s.n_folds}"))
+    click.echo(f"units: {len(units)}")
+    per_unit = len(s.fractions) * len(s.signals)
+    preset = get_preset(s.tuning)
+    tuning = (f" + {tuning_fits(s)} tuning fits ({tuning_fits(s) // preset.inner_folds} trials × "
+              f"{preset.inner_folds} inner folds)") if tuning_fits(s) else ""
+    copies = "2 copies × " if exp.pretraining else ""
+    extra = f" + {len(s.signals)} pretraining fits" if exp.pretraining else ""
+    click.echo(f"trainings: {total} (per unit: {copies}{len(s.fractions)} fractions × {len(s.signals)} signals"
+               f" = {per_unit * (2 if exp.pretraining else 1)}{extra}{tuning})")
+
+
+@experiment.command("run")
+@click.argument("source")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Experiment directory (units/, results.parquet, summary.json). Required unless --dry-run.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override the file: a dotted key (settings.epochs=3, data.gtex=/path/gtex.h5ad) or a "
+                   "variable used as ${NAME} (GTEX_H5AD=/path). Repeatable.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
+              help="Local worker processes (1: run in this process).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run on an existing Dask cluster.")
+@click.option("--dask-local", type=click.IntRange(1), metavar="N", help="Start a Dask LocalCluster of N worker processes.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Torch threads per unit [default: 1 in worker processes, torch's choice in-process].")
+@click.option("--lock-timeout", type=click.FloatRange(1), default=300.0, show_default=True,
+              help="Seconds without a heartbeat after which another runner's claim on a unit is stale.")
+@click.option("--dry-run", is_flag=True, help="Print the number of units and trainings; run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@grid_options
+@click.pass_context
+def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, threads, lock_timeout, dry_run, quiet,
+        **grid):
+    """Run the experiment SOURCE (a .toml/.yaml file or a preset name from `linsig experiment list`).
+
+    Finished units are skipped, so an interrupted run continues where it stopped; several runners
+    may share one --out directory. The grid options below, when given, override the file's
+    [settings] (e.g. --epochs 5 --tuning off for a quick pass).
+
+    Example: linsig experiment run fig4-simulated --out fig4/ && linsig plot fig4/
+    """
+    from linsig.experiment.spec import load_experiment
+
+    exp = load_experiment(source, _overrides(ctx, assignments), check_files=not dry_run)
+    if dry_run:
+        _dry_run(exp)
+        return
+    if out_dir is None:
+        raise click.UsageError("give --out DIR (or --dry-run)")
+    from linsig.experiment.driver import run_experiment
+    from linsig.experiment.executors import make_executor
+
+    executor = make_executor(jobs, scheduler, dask_local, threads)
+    if not quiet:
+        click.echo(f"running {exp.name} on {executor.name} into {out_dir}", err=True)
+    report = run_experiment(exp, out_dir, executor, progress=not quiet, lock_timeout=lock_timeout)
+    click.echo(f"{report.total} units: {report.done} done ({report.computed} computed now, {report.done_before} "
+               f"before, {report.by_others} by other runners), {report.failed} failed; wrote {report.results}")
+    for unit, error in report.failures[:20]:
+        click.echo(f"  failed: {unit}: {error}", err=True)
+    if report.failed:
+        ctx.exit(1)
+
+
+@experiment.command("status")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--combine", is_flag=True, help="Also rebuild results.parquet and summary.json from the unit files.")
+@click.option("--lock-timeout", type=click.FloatRange(1), default=300.0, show_default=True,
+              help="Seconds without a heartbeat after which a claim counts as stale (pending).")
+def status(out_dir, combine, lock_timeout):
+    """Counts of done/failed/running/pending units in OUT_DIR, and the failed units' errors."""
+    from linsig.experiment.status import experiment_status
+    from linsig.experiment.store import UnitStore
+
+    for line in experiment_status(out_dir, lock_timeout).lines():
+        click.echo(line)
+    if combine:
+        path, df = UnitStore(out_dir).combine()
+        click.echo(f"wrote {path} ({len(df)} rows)")
+
+
+@experiment.command("list")
+def list_presets():
+    """The shipped experiment presets (the paper's figures), runnable by name."""
+    from linsig.experiment.spec import preset_names, preset_path, read_document
+
+    for name in preset_names():
+        doc = read_document(preset_path(name))
+        click.echo(f"{name:24s} {str(doc.get('description', '')).strip().splitlines()[0] if doc.get('description') else ''}")
+
+
+@experiment.command("show")
+@click.argument("name")
+def show(name):
+    """Print a preset's experiment file (a starting point for your own)."""
+    from linsig.experiment.spec import preset_path
+
+    click.echo(preset_path(name).read_text(), nl=False)
+
+
+COMMAND = experiment

@@ -1,0 +1,137 @@
+"""Run an experiment: claim units, hand them to an executor, record results, combine.
+
+The loop keeps at most ``executor.capacity`` units in flight and claims a unit only when it
+submits it, so several runners on one directory share the work. Units claimed by another live
+runner are left to it and watched until they finish (or their claim goes stale, then they are
+taken over). A failing unit is recorded with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+from linsig.experiment.spec import Experiment
+from linsig.experiment.store import UnitStore
+from linsig.experiment.units import WorkUnit, expand
+
+
+@dataclass
+class RunReport:
+    total: int = 0
+    done_before: int = 0  # finished before this run started
+    computed: int = 0  # done by this runner
+    failed: int = 0  # failed in this run (here or in another runner)
+    by_others: int = 0  # finished by another runner during this run
+    results: str = ""
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (unit, first line of the error)
+
+    @property
+    def done(self) -> int:
+        return self.done_before + self.computed + self.by_others
+
+
+def _crash_payload(unit: WorkUnit, exc: BaseException) -> dict:
+    now = time.time()
+    return {"key": unit.key, "status": "failed", "rows": [], "error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(exc)), "started": now, "finished": now,
+            "seconds": 0.0, "host": socket.gethostname(), "pid": None, "task": None}
+
+
+def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = True,
+                   lock_timeout: float = 300.0, poll: float = 0.5) -> RunReport:
+    """Compute every unfinished unit of ``experiment`` into ``out_dir`` and rebuild the results."""
+    from tqdm.auto import tqdm
+
+    units = expand(experiment)
+    store = UnitStore(out_dir, lock_timeout=lock_timeout)
+    store.prepare()
+    store.write_manifest(experiment, units)
+    started = time.time()
+    report = RunReport(total=len(units))
+    pending: deque[WorkUnit] = deque()
+    for unit in units:
+        if store.is_done(unit.key):
+            report.done_before += 1
+        else:
+            pending.append(unit)
+    inflight: dict[cf.Future, WorkUnit] = {}
+    watched: list[WorkUnit] = []  # claimed by another runner
+
+    bar = tqdm(total=report.total, initial=report.done_before, desc=f"linsig experiment {experiment.name}",
+               unit="unit", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def status():
+        remaining = report.total - report.done - report.failed
+        bar.set_postfix_str(f"done={report.done} failed={report.failed} remaining={remaining}", refresh=False)
+        bar.update(report.done + report.failed - bar.n)
+
+    def failed(unit, error):
+        report.failed += 1
+        report.failures.append((unit.describe(), error.splitlines()[0] if error else ""))
+
+    status()
+    store.start_heartbeat()
+    try:
+        while pending or inflight or watched:
+            while pending and len(inflight) < executor.capacity:
+                unit = pending.popleft()
+                if not store.claim(unit.key):
+                    watched.append(unit)
+                    continue
+                if store.is_done(unit.key):  # finished by another runner since we looked
+                    store.release(unit.key)
+                    report.by_others += 1
+                elif store.failed_since(unit.key, started):
+                    store.release(unit.key)
+                    failed(unit, (store.read_meta(unit.key) or {}).get("error", ""))
+                else:
+                    inflight[executor.submit(unit)] = unit
+                status()
+            if inflight:
+                finished, _ = cf.wait(list(inflight), timeout=poll, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    unit = inflight.pop(future)
+                    try:
+                        payload = future.result()
+                    except Exception as exc:  # the worker process itself died
+                        payload = _crash_payload(unit, exc)
+                    store.record(unit, payload)
+                    store.release(unit.key)
+                    if payload["status"] == "done":
+                        report.computed += 1
+                    else:
+                        failed(unit, payload["error"])
+                    status()
+            elif watched and not pending:
+                time.sleep(poll)
+            still = []
+            for unit in watched:
+                state = store.lock_state(unit.key)
+                if state == "held":
+                    still.append(unit)
+                elif store.is_done(unit.key):
+                    report.by_others += 1
+                elif store.failed_since(unit.key, started):
+                    failed(unit, (store.read_meta(unit.key) or {}).get("error", ""))
+                else:  # released without a result, or its runner died: ours now
+                    pending.append(unit)
+            watched = still
+            status()
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    finally:
+        store.stop_heartbeat()
+        store.release_all()
+        bar.close()
+    executor.close()
+    path, _ = store.combine()
+    report.results = os.fspath(path)
+    return report
