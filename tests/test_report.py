@@ -236,6 +236,14 @@ def test_report_without_summary_or_figures_dir(tmp_path):
     assert TIE in page and NO_SIGNAL in page and "c0, c1" in page
 
 
+def test_report_with_every_row_skipped(tmp_path):
+    df = TIE_DF.assign(status="skipped", balanced_accuracy=np.nan, skip_reason="no GPU")
+    df.to_parquet(tmp_path / "results.parquet")
+    page = write_report(tmp_path).read_text()
+    assert "no usable rows" in page and "1,200 skipped" in page and "no GPU: 1200" in page
+    assert "data:image/png" not in page
+
+
 def test_report_missing_results(tmp_path):
     from linsig.cli import main
 

@@ -525,6 +525,8 @@ def figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
     returning the :class:`Figure`."""
     df = usable_rows(df)
     specs: list[dict] = []
+    if df.empty:
+        return specs
 
     def add(kind, name, title, caption, maker, sub):
         specs.append({"kind": kind, "name": name, "title": title, "caption": caption,
@@ -549,7 +551,7 @@ def figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
                 "One pair of panels per binary task (Fig 2 style): before | after signal removal.",
                 binary_tasks_figure, sub)
 
-    sim = df[df["dataset"].map(lambda d: is_simulated(d, summary))]
+    sim = df[df["dataset"].map(lambda d: is_simulated(d, summary)).astype(bool)]
     for (split, pre), sub in sim.groupby(["split", "pretraining"], sort=True):
         title = f"Simulated data ({SPLIT_LABELS.get(split, split + ' split')})"
         add("simulated", _slug("simulated", split, pre), title,

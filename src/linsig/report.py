@@ -208,7 +208,7 @@ def nonlinear_signal_test(df: pd.DataFrame, margin: float = MARGIN, alpha: float
     out = {"available": not data.empty, "message": "", "margin": margin, "alpha": alpha,
            "signal": signal, "groups": []}
     if data.empty:
-        out["message"] = NOT_RUN
+        out["message"] = NOT_RUN if len(usable_rows(df)) else "could not be answered: no usable rows"
         return out
     data = data.assign(excess=data["balanced_accuracy"] - data["chance_balanced_accuracy"])
     for keys, sub in _groups(data):

@@ -11,7 +11,8 @@ from linsig.cli.options import grid_options
 # grid_options parameter -> settings key of an experiment file
 _GRID_KEYS = {"models": "models", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
               "signals": "signals", "tuning": "tuning", "max_epochs": "epochs", "batch_size": "batch_size",
-              "patience": "patience", "device": "device", "lr": "lr", "weight_decay": "weight_decay"}
+              "patience": "patience", "device": "device", "lr": "lr", "weight_decay": "weight_decay",
+              "threads": "threads"}
 
 
 @click.group("experiment")
@@ -20,13 +21,19 @@ def experiment() -> None:
     work that run resumably, in parallel or on a Dask cluster. See docs/experiments.md."""
 
 
+def _given(ctx: click.Context, param: str) -> bool:
+    return ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT)
+
+
 def _overrides(ctx: click.Context, assignments) -> dict:
     """Grid options given on the command line (not defaults) and --set KEY=VALUE, in that order."""
     from linsig.experiment.spec import parse_assignments
 
+    from linsig.experiment.spec import SETTINGS_KEYS
+
     out = {}
     for param, key in _GRID_KEYS.items():
-        if ctx.get_parameter_source(param) not in (None, click.core.ParameterSource.DEFAULT):
+        if key in SETTINGS_KEYS and param in ctx.params and _given(ctx, param):
             value = ctx.params[param]
             out[f"settings.{key}"] = list(value) if isinstance(value, tuple) else value
     out.update(parse_assignments(assignments))
@@ -67,16 +74,13 @@ def _dry_run(exp) -> None:
               help="Local worker processes (1: run in this process).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run on an existing Dask cluster.")
 @click.option("--dask-local", type=click.IntRange(1), metavar="N", help="Start a Dask LocalCluster of N worker processes.")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="Torch threads per unit [default: 1 in worker processes, torch's choice in-process].")
 @click.option("--lock-timeout", type=click.FloatRange(1), default=300.0, show_default=True,
               help="Seconds without a heartbeat after which another runner's claim on a unit is stale.")
 @click.option("--dry-run", is_flag=True, help="Print the number of units and trainings; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @grid_options
 @click.pass_context
-def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, threads, lock_timeout, dry_run, quiet,
-        **grid):
+def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_timeout, dry_run, quiet, **grid):
     """Run the experiment SOURCE (a .toml/.yaml file or a preset name from `linsig experiment list`).
 
     Finished units are skipped, so an interrupted run continues where it stopped; several runners
@@ -96,6 +100,8 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, threads,
     from linsig.experiment.driver import run_experiment
     from linsig.experiment.executors import make_executor
 
+    # Worker processes train with one torch thread unless --threads says otherwise.
+    threads = grid.get("threads") if _given(ctx, "threads") else None
     executor = make_executor(jobs, scheduler, dask_local, threads)
     if not quiet:
         click.echo(f"running {exp.name} on {executor.name} into {out_dir}", err=True)

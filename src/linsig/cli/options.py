@@ -49,6 +49,8 @@ def grid_options(f):
         click.option("--lr", type=float, default=None, help="Learning rate when --tuning off (default: per model)."),
         click.option("--weight-decay", type=float, default=0.0, show_default=True,
                      help="Weight decay when --tuning off."),
+        click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+                     help="CPU threads per training (results are bit-for-bit repeatable for a given count)."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -15,11 +15,11 @@ from linsig.tasks import PRESETS
 
 
 def settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size,
-                          patience, device, lr, weight_decay) -> Settings:
+                          patience, device, lr, weight_decay, threads=1) -> Settings:
     return Settings(
         models=tuple(parse_models(models)), seeds=tuple(seeds), n_folds=n_folds, fractions=tuple(fractions),
         split=split, signals=tuple(signals), tuning=tuning, max_epochs=max_epochs, batch_size=batch_size,
-        patience=patience, device=device, lr=lr, weight_decay=weight_decay,
+        patience=patience, device=device, lr=lr, weight_decay=weight_decay, threads=threads,
     )
 
 
@@ -45,14 +45,14 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(data_path, metadata, orientation, label, group, classes, min_groups, pairwise_top, preset, n_top_genes,
         no_scale, models, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size, patience,
-        device, lr, weight_decay, out_dir, quiet):
+        device, lr, weight_decay, threads, out_dir, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
     --models logreg,svm,mlp3,mlp5 --signal none,removed --out results/
     """
     settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-                                     batch_size, patience, device, lr, weight_decay)
+                                     batch_size, patience, device, lr, weight_decay, threads)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, scale=not no_scale)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:

@@ -39,6 +39,8 @@ SETTINGS_KEYS = {
     "patience": ("patience", int), "device": ("device", str), "lr": ("lr", float),
     "weight_decay": ("weight_decay", float),
 }
+if "threads" in Settings.__dataclass_fields__:  # torch threads per training, where Settings has them
+    SETTINGS_KEYS["threads"] = ("threads", int)
 DEVICES = ("auto", "cpu", "cuda")
 # words of Settings' own error messages -> the file key to name
 _MESSAGE_KEYS = (("model", "models"), ("tuning", "tuning"), ("signal", "signals"), ("split", "split"),
