@@ -233,3 +233,19 @@ def test_missing_or_empty_results_is_a_clear_error(tmp_path):
     (tmp_path / "results.parquet").write_text("not parquet")
     with pytest.raises(LinsigInputError, match="results.parquet"):
         plot_run(tmp_path)
+
+
+def test_figure_specs_choose_the_paper_figures():
+    from linsig.plots import figure_specs
+
+    small = dict(seeds=2, folds=2, fractions=3)
+    pairs = {("gtex", f"tissue:{p}", 2): {"none": {"logreg": 0.9, "mlp3": 0.9}}
+             for p in ("A-vs-B", "A-vs-C")}
+    sim = {("sim_mixed", "label", 2): {"none": {"logreg": 0.9, "mlp3": 0.9}}}
+    df = pd.concat([synthetic_results({**pairs, **sim}, split="study", **small),
+                    synthetic_results(pairs, split="sample", **small),
+                    synthetic_results(pairs, pretraining="pretrained", **small)])
+    kinds = pd.Series([s["kind"] for s in figure_specs(df)]).value_counts().to_dict()
+    assert kinds == {"learning_curve": 2 + 1 + 2 + 2, "binary_tasks": 3, "simulated": 1,
+                     "split_comparison": 2, "pretraining_comparison": 2}
+    assert figure_specs(df.assign(status="skipped")) == []

@@ -286,3 +286,12 @@ def test_browser_check_detects_a_broken_figure(tmp_path):
     (tmp_path / "broken.html").write_text(page)
     attrs = body_attrs(dump_dom(tmp_path / "broken.html"))
     assert attrs["data-images-ok"] == "false" and attrs["data-images-loaded"] == "0"
+
+
+def test_headline_counts_the_study_wise_analysis_only():
+    none = {"logreg": 0.85, "svm": 0.85, "mlp3": 0.85, "mlp5": 0.85}
+    study = make(none=none)
+    sample = make(none={**none, "mlp3": 0.95}, split="sample")
+    v = verdict(pd.concat([study, sample], ignore_index=True))
+    assert v.answer_a == TIE
+    assert any("sample-wise" in line and BEAT in line for line in v.lines_a)

@@ -32,7 +32,8 @@ The report answers two questions (Heil, Crawford & Greene 2023):
     removal worked) or stayed above it (then the removal left linear signal, and a non-linear
     model above chance is not conclusive).
 
-Both are computed separately for every ``(dataset, task, split, pretraining)``. Skipped rows
+Both are computed separately for every ``(dataset, task, split, pretraining)``; the one-line
+answers summarise the main analysis (study-wise split and no pretraining when present). Skipped rows
 (``status != "ok"``) are never used but are counted in the report.
 """
 
@@ -280,6 +281,16 @@ class Verdict:
         return self.text
 
 
+def _primary(groups: list[dict]) -> list[dict]:
+    """The groups of the main analysis: study-wise split and no pretraining when the run has
+    them (sample-wise and pretrained runs are sensitivity analyses, listed but not counted)."""
+    if any(g["split"] == "study" for g in groups):
+        groups = [g for g in groups if g["split"] == "study"]
+    if any(g["pretraining"] == "none" for g in groups):
+        groups = [g for g in groups if g["pretraining"] == "none"]
+    return groups
+
+
 def _summarise(words: list[str], default: str) -> str:
     distinct = list(dict.fromkeys(words))
     if not distinct:
@@ -308,7 +319,8 @@ def verdict(df: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA) -> V
             f"clusters]" for c in g["comparisons"])
         lines_a.append(f"{_group_name(g)}: {g['verdict']} ({details}).")
     if comp["available"]:
-        answer_a = _summarise([g["verdict"] for g in comp["groups"] if g["comparisons"]], TIE)
+        answer_a = _summarise(
+            [g["verdict"] for g in _primary([g for g in comp["groups"] if g["comparisons"]])], TIE)
     else:
         answer_a = f"could not be answered: {comp['message']}"
 
@@ -331,7 +343,7 @@ def verdict(df: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA) -> V
                        "removal left linear signal and the result is not conclusive")
             lines_b.append(f"{_group_name(g)}: {g['verdict']}; {lin}. After removal: {details}.")
             short_b.append(f"{_group_name(g)}: {g['verdict']}; {lin}.")
-        answer_b = _summarise([g["verdict"] for g in sig["groups"]], NO_SIGNAL)
+        answer_b = _summarise([g["verdict"] for g in _primary(sig["groups"])], NO_SIGNAL)
     else:
         answer_b = sig["message"]
     return Verdict(comp, sig, answer_a, answer_b, lines_a, lines_b, short_a, short_b)

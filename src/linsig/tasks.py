@@ -171,7 +171,7 @@ def make_task(
     kept_labels = labels_str[keep]
     uniq = np.array(sorted(kept_labels.unique()))
     if uniq.size < 2:
-        what = f"one class ({uniq[0]!r})" if uniq.size == 1 else "no classes"
+        what = f"one class ({str(uniq[0])!r})" if uniq.size == 1 else "no classes"
         raise LinsigInputError(
             f"{source}: label column {label!r} has {what} after filtering; a classification task needs at least two"
         )

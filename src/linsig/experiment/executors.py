@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
 
 from linsig.errors import LinsigInputError
 from linsig.experiment.units import WorkUnit, compute_unit, set_threads
@@ -60,7 +61,7 @@ class ProcessPoolExecutor:
     def submit(self, unit: WorkUnit) -> cf.Future:
         try:
             return self._pool.submit(compute_unit, unit, self.threads)
-        except cf.process.BrokenProcessPool:  # a worker died (e.g. out of memory): start over
+        except BrokenProcessPool:  # a worker died (e.g. out of memory): start over
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._start()
             return self._pool.submit(compute_unit, unit, self.threads)

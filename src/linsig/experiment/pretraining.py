@@ -92,7 +92,7 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
                     model, max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
                     device=str(resolve_device(settings.device)), random_state=seed, classes=np.arange(task.n_classes),
                     lr=row["lr"], weight_decay=row["weight_decay"], warm_start=True)
-                X_pre = _apply_signal(signal, X[pre], y[pre], g[pre], X[pre], y[pre], g[pre])[0]
+                X_pre = _apply_signal(signal, X[pre], y[pre], g[pre], X[val], y[val], g[val])[0]
                 pretrained.fit(X_pre, y[pre], groups=g[pre] if study else None)
             start = time.perf_counter()
             tuned = copy.deepcopy(pretrained).fit(X_tr, y[idx], groups=g[idx] if study else None)

@@ -128,8 +128,11 @@ def parse_assignments(items) -> dict[str, Any]:
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip():
             raise LinsigInputError(f"--set {item!r}: expected KEY=VALUE")
-        parsed = yaml.safe_load(value) if value.strip() else ""
-        out[key.strip()] = value if isinstance(parsed, (dict, type(None))) else parsed
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = value if isinstance(parsed, dict) else parsed
     return out
 
 
@@ -206,6 +209,8 @@ def _check_keys(table, allowed, where: str, origin: str) -> None:
 
 def _convert(value, kind, where: str, origin: str):
     def one(v, typ):
+        if typ is str and isinstance(v, bool):  # YAML reads an unquoted off/on as a boolean
+            return "on" if v else "off"
         if typ is int and isinstance(v, bool) or typ is float and isinstance(v, bool):
             raise TypeError
         if typ is int and not (isinstance(v, int) or isinstance(v, str) and v.strip().lstrip("-").isdigit()):

@@ -248,11 +248,11 @@ class UnitStore:
             task = (self.read_meta(entry["key"]) or {}).get("task")
             if task:
                 tasks[(task.get("dataset"), task.get("task"))] = task
+        config = {k: manifest.get(k) for k in ("experiment", "origin", "document", "n_units")}
+        config["n_units_done"] = len(frames)
         frames = [f for f in frames if not f.empty]
         df = pd.concat(frames, ignore_index=True) if frames else results_frame([])
         if not df.empty:
             df = df.sort_values([c for c in SORT_COLUMNS if c in df], kind="stable", ignore_index=True)
-        config = {k: manifest.get(k) for k in ("experiment", "origin", "document", "n_units")}
-        config["n_units_done"] = sum(1 for f in frames) if frames else 0
         path = write_run(self.root, df, list(tasks.values()), config)
         return path, df

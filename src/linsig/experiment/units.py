@@ -170,7 +170,7 @@ def set_threads(threads: int | None) -> None:
 
 def compute_unit(unit: WorkUnit, threads: int | None = None) -> dict:
     """Compute one unit; return ``{key, status, rows, error, traceback, task, seconds, host, pid}``."""
-    set_threads(threads)
+    set_threads(getattr(unit.settings, "threads", None) or threads)  # the pretrained copy trains outside run_unit
     start = time.time()
     payload = {"key": unit.key, "host": socket.gethostname(), "pid": os.getpid(), "started": start,
                "rows": [], "error": "", "traceback": "", "task": None}

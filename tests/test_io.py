@@ -1,0 +1,135 @@
+"""Reading expression + metadata, and every bad input the issue lists."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from linsig.cli import main
+from linsig.data.io import read_dataset, read_expression_table
+from linsig.errors import LinsigInputError
+from linsig.tasks import make_task
+
+
+def _tables(tmp_path, n=12, g=5, sep="\t", suffix=".tsv"):
+    rng = np.random.default_rng(0)
+    samples = [f"S{i}" for i in range(n)]
+    genes = [f"G{j}" for j in range(g)]
+    expr = pd.DataFrame(rng.normal(size=(n, g)), index=pd.Index(samples, name="sample"), columns=genes)
+    meta = pd.DataFrame({"label": ["a", "b"] * (n // 2), "study": [f"st{i % 6}" for i in range(n)]},
+                        index=pd.Index(samples, name="sample"))
+    ep, mp = tmp_path / f"expr{suffix}", tmp_path / "meta.tsv"
+    expr.to_csv(ep, sep=sep)
+    meta.to_csv(mp, sep="\t")
+    return expr, meta, ep, mp
+
+
+def test_reads_samples_by_genes_csv(tmp_path):
+    expr, meta, ep, mp = _tables(tmp_path, sep=",", suffix=".csv")
+    adata = read_dataset(ep, metadata=mp)
+    assert adata.shape == (12, 5)
+    assert adata.X.dtype == np.float32
+    np.testing.assert_allclose(adata.X, expr.to_numpy(np.float32))
+    assert list(adata.obs["label"][:2]) == ["a", "b"]
+
+
+def test_reads_genes_by_samples_and_parquet(tmp_path):
+    expr, meta, _, mp = _tables(tmp_path)
+    tsv = tmp_path / "t.tsv.gz"
+    expr.T.to_csv(tsv, sep="\t")
+    adata = read_dataset(tsv, metadata=mp)  # orientation found from the metadata ids
+    np.testing.assert_allclose(adata.X, expr.to_numpy(np.float32))
+    pq = tmp_path / "e.parquet"
+    expr.reset_index().to_parquet(pq)
+    assert read_dataset(pq, metadata=mp).obs_names.tolist() == expr.index.tolist()
+
+
+def test_metadata_order_does_not_matter(tmp_path):
+    expr, meta, ep, _ = _tables(tmp_path)
+    shuffled = meta.iloc[::-1]
+    adata = read_expression_table(ep, shuffled)
+    assert adata.obs["label"].tolist() == meta["label"].tolist()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_or_inf_names_sample(tmp_path, value):
+    expr, meta, ep, mp = _tables(tmp_path)
+    expr.iloc[3, 2] = value
+    expr.to_csv(ep, sep="\t")
+    with pytest.raises(LinsigInputError, match=r"expr\.tsv.*NaN/inf.*S3.*G2"):
+        read_dataset(ep, metadata=mp)
+
+
+def test_non_numeric_column(tmp_path):
+    expr, meta, ep, mp = _tables(tmp_path)
+    expr["G9"] = "high"
+    expr.to_csv(ep, sep="\t")
+    with pytest.raises(LinsigInputError, match="non-numeric.*G9"):
+        read_dataset(ep, metadata=mp)
+
+
+def test_duplicated_sample_ids(tmp_path):
+    expr, meta, ep, mp = _tables(tmp_path)
+    expr.index = ["S0"] + list(expr.index[1:-1]) + ["S0"]
+    expr.to_csv(ep, sep="\t")
+    with pytest.raises(LinsigInputError, match="duplicated sample ids: S0"):
+        read_dataset(ep, metadata=mp)
+
+
+def test_samples_missing_from_metadata(tmp_path):
+    expr, meta, ep, mp = _tables(tmp_path)
+    meta.drop(index=["S4", "S7"]).to_csv(mp, sep="\t")
+    with pytest.raises(LinsigInputError, match=r"meta\.tsv: 2 of 12 samples.*missing.*S4, S7"):
+        read_dataset(ep, metadata=mp)
+
+
+def test_empty_file(tmp_path):
+    _, _, ep, mp = _tables(tmp_path)
+    ep.write_text("")
+    with pytest.raises(LinsigInputError, match="expr.tsv: the file is empty"):
+        read_dataset(ep, metadata=mp)
+    header_only = tmp_path / "h.tsv"
+    header_only.write_text("sample\tG1\tG2\n")
+    with pytest.raises(LinsigInputError, match="h.tsv"):
+        read_dataset(header_only, metadata=mp)
+
+
+def test_table_needs_metadata(tmp_path):
+    _, _, ep, _ = _tables(tmp_path)
+    with pytest.raises(LinsigInputError, match="metadata"):
+        read_dataset(ep)
+
+
+def test_label_with_one_class(tmp_path):
+    expr, meta, ep, mp = _tables(tmp_path)
+    meta["label"] = "a"
+    meta.to_csv(mp, sep="\t")
+    with pytest.raises(LinsigInputError, match="label column 'label' has one class \\('a'\\)"):
+        make_task(read_dataset(ep, metadata=mp), "label", "study")
+
+
+def test_missing_label_column(tmp_path):
+    _, _, ep, mp = _tables(tmp_path)
+    with pytest.raises(LinsigInputError, match="no label column 'tissue'.*label, study"):
+        make_task(read_dataset(ep, metadata=mp), "tissue")
+
+
+def _run(args):
+    return CliRunner().invoke(main, args)
+
+
+def test_cli_errors_are_one_line_and_nothing_written(tmp_path):
+    expr, meta, ep, mp = _tables(tmp_path)
+    out = tmp_path / "out"
+    # 6 studies cannot make 10 group-wise folds
+    res = _run(["run", "--data", str(ep), "--metadata", str(mp), "--label", "label", "--group", "study",
+                "--folds", "10", "--models", "logreg", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "only 6 groups" in res.output and "10-fold" in res.output
+    assert "Traceback" not in res.output
+    assert not (out / "results.parquet").exists()
+    expr.iloc[0, 0] = np.nan
+    expr.to_csv(ep, sep="\t")
+    res = _run(["run", "--data", str(ep), "--metadata", str(mp), "--label", "label", "--out", str(out)])
+    assert res.exit_code == 1 and "NaN/inf" in res.output
+    assert not out.exists() or not any(out.iterdir())
