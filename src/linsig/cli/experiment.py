@@ -84,8 +84,9 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
     """Run the experiment SOURCE (a .toml/.yaml file or a preset name from `linsig experiment list`).
 
     Finished units are skipped, so an interrupted run continues where it stopped; several runners
-    may share one --out directory. The grid options below, when given, override the file's
-    [settings] (e.g. --epochs 5 --tuning off for a quick pass).
+    may share one --out directory. The grid options below (--models … --threads), when given,
+    override the file's [settings] (e.g. --epochs 5 --tuning off for a quick pass); the defaults
+    they show are linsig run's and do not apply here: the file's settings do.
 
     Example: linsig experiment run fig4-simulated --out fig4/ && linsig plot fig4/
     """

@@ -45,7 +45,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # words of Settings' own error messages -> the file key to name
 _MESSAGE_KEYS = (("model", "models"), ("tuning", "tuning"), ("signal", "signals"), ("split", "split"),
                  ("seeds", "seeds"), ("fractions", "fractions"), ("n_folds", "folds"), ("max_epochs", "epochs"),
-                 ("batch_size", "batch_size"))
+                 ("batch_size", "batch_size"), ("threads", "threads"))
 PRETRAINING_KEYS = ("proportions",)
 DEFAULT_PROPORTIONS = (0.4, 0.4, 0.2)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)(?::-([^}]*))?\}")
@@ -129,10 +129,10 @@ def parse_assignments(items) -> dict[str, Any]:
         if not sep or not key.strip():
             raise LinsigInputError(f"--set {item!r}: expected KEY=VALUE")
         try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
+            parsed = yaml.safe_load(value) if value.strip() and "." in key else value
         except yaml.YAMLError:
             parsed = value
-        out[key.strip()] = value if isinstance(parsed, dict) else parsed
+        out[key.strip()] = value if isinstance(parsed, dict) else parsed  # variables stay verbatim
     return out
 
 

@@ -1,0 +1,106 @@
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from linsig.cli import main
+from linsig.data.simulate import simulate
+from linsig.evaluation import Settings, Unit, evaluate, run_unit
+from linsig.errors import LinsigInputError
+from linsig.tasks import make_task
+
+TIMING = ["fit_seconds"]
+
+
+def _run(args):
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+@pytest.fixture(scope="module")
+def sim_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mixed.h5ad"
+    _run(["simulate", "mixed", str(path), "--samples", "120", "--features", "30", "--groups", "12"])
+    return path
+
+
+def test_run_same_seed_identical_results(sim_file, tmp_path):
+    args = ["run", "--data", str(sim_file), "--label", "label", "--group", "group", "--models", "logreg,mlp3",
+            "--folds", "3", "--seeds", "0,1", "--fractions", "0.5,1", "--epochs", "4", "--tuning", "off",
+            "--signal", "none,removed", "--quiet"]
+    _run(args + ["--out", str(tmp_path / "a")])
+    _run(args + ["--out", str(tmp_path / "b")])
+    a = pd.read_parquet(tmp_path / "a/results.parquet").drop(columns=TIMING)
+    b = pd.read_parquet(tmp_path / "b/results.parquet").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 2 * 2 * 3 * 2 * 2
+    # different seeds give different folds
+    s0, s1 = a[a.seed == 0], a[a.seed == 1]
+    assert not np.array_equal(s0.balanced_accuracy.to_numpy(), s1.balanced_accuracy.to_numpy())
+    summary = (tmp_path / "a/summary.json").read_text()
+    assert '"n_groups": 12' in summary
+
+
+def test_run_with_tuning_records_hyperparameters(sim_file, tmp_path):
+    _run(["run", "--data", str(sim_file), "--label", "label", "--group", "group", "--models", "logreg",
+          "--folds", "3", "--seeds", "0", "--fractions", "1", "--epochs", "3", "--tuning", "fast", "--quiet",
+          "--out", str(tmp_path / "t")])
+    df = pd.read_parquet(tmp_path / "t/results.parquet")
+    assert set(df.tuning) == {"fast"}
+    assert set(df.lr) <= {1e-4, 1e-3, 1e-2} and set(df.weight_decay) <= {1e-6, 1e-3}
+
+
+def test_one_class_folds_are_skipped_not_crashed():
+    # Class 1 lives in a single group: the fold that holds it has one class in training.
+    a = simulate("linear", 60, 10, n_groups=6, seed=0)
+    a.obs["label"] = np.where(a.obs["group"] == "study0", "1", "0")
+    task = make_task(a, "label", "group")
+    rows = run_unit(task, Unit("logreg", 0, 0), Settings(models=("logreg",), n_folds=3, seeds=(0,), fractions=(0.5, 1.0),
+                                                       tuning="off", max_epochs=2))
+    rows += [r for f in (1, 2) for r in run_unit(task, Unit("logreg", 0, f), Settings(
+        models=("logreg",), n_folds=3, seeds=(0,), fractions=(0.5, 1.0), tuning="off", max_epochs=2))]
+    df = pd.DataFrame(rows)
+    skipped = df[df.status == "skipped"]
+    assert len(skipped) >= 2 and skipped.balanced_accuracy.isna().all()
+    assert set(skipped.skip_reason) <= {"training set holds one class", "validation set holds one class"}
+
+
+def test_settings_validation():
+    with pytest.raises(LinsigInputError, match="unknown model"):
+        Settings(models=("rf",))
+    with pytest.raises(LinsigInputError, match="signal"):
+        Settings(signals=("partial",))
+    with pytest.raises(LinsigInputError, match="fractions"):
+        Settings(fractions=(0.0,))
+
+
+def test_run_on_table_input_sample_split(tmp_path):
+    a = simulate("linear", 40, 6, seed=1)
+    pd.DataFrame(a.X, index=a.obs_names, columns=a.var_names).T.to_csv(tmp_path / "expr.csv")  # genes × samples
+    a.obs[["label"]].to_csv(tmp_path / "meta.csv")
+    _run(["run", "--data", str(tmp_path / "expr.csv"), "--metadata", str(tmp_path / "meta.csv"), "--label", "label",
+          "--split", "sample", "--models", "logreg", "--seeds", "0", "--fractions", "1", "--epochs", "30",
+          "--tuning", "off", "--lr", "0.01", "--device", "cpu", "--quiet", "--out", str(tmp_path / "o")])
+    df = pd.read_parquet(tmp_path / "o/results.parquet")
+    assert set(df.split) == {"sample"} and set(df.device) == {"cpu"} and set(df.lr) == {0.01}
+    assert df.balanced_accuracy.mean() > 0.9
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    commands = [[], ["run"], ["simulate"], ["demo"], ["plot"], ["report"], ["data"], ["data", "gtex"],
+                ["data", "recount3"], ["data", "sex-labels"], ["experiment"]]
+    for cmd in commands:
+        res = runner.invoke(main, cmd + ["--help"])
+        assert res.exit_code == 0, (cmd, res.output)
+        assert "Usage:" in res.output
+
+
+def test_bundled_all_example():
+    from linsig.data.examples import load_example
+
+    a = load_example("ALL")
+    assert a.shape == (128, 12625)
+    assert a.obs["lineage"].value_counts().to_dict() == {"B": 95, "T": 33}
+    assert a.obs["sex"].value_counts().to_dict() == {"male": 83, "female": 42}
