@@ -395,7 +395,7 @@ def test_cuda_units_are_tagged_with_gpu_resources(tiny):
 # --- pretraining (S4) ------------------------------------------------------------------------
 
 def test_three_way_split_is_group_wise_and_deterministic():
-    from linsig.experiment.pretraining import three_way_split
+    from linsig.splits import three_way_split
 
     groups = np.repeat(np.arange(30), np.random.default_rng(0).integers(2, 9, 30))
     pre, train, val = three_way_split(groups, (0.4, 0.4, 0.2), seed=3)

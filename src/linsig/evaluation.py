@@ -105,8 +105,8 @@ def _folds(task: Task, settings: Settings, seed: int):
     return task._cache[key]
 
 
-def _removed_full(task: Task) -> np.ndarray:
-    """The whole labelled matrix corrected at once (the paper's S1 failure mode)."""
+def removed_full(task: Task) -> np.ndarray:
+    """The whole labelled matrix corrected at once (the paper's S1 failure mode), cached on the task."""
     if "removed_full" not in task._cache:
         from linsig.signal import remove_linear_signal
 
@@ -114,16 +114,18 @@ def _removed_full(task: Task) -> np.ndarray:
     return task._cache["removed_full"]
 
 
-def _apply_signal(signal: str, X_tr, y_tr, g_tr, X_va, y_va, g_va):
-    """Correct train and validation sets separately (each with its own labels or groups)."""
+def correct(signal: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """One set corrected for a signal mode: its own labels (``removed``) or groups (``study``)."""
     if signal in ("none", "removed_full"):
-        return X_tr, X_va
+        return X
     from linsig.signal import remove_linear_signal
 
-    if signal == "removed":
-        return remove_linear_signal(X_tr, y_tr), remove_linear_signal(X_va, y_va)
-    # signal == "study": the study/batch effect is removed instead of the label effect.
-    return remove_linear_signal(X_tr, g_tr), remove_linear_signal(X_va, g_va)
+    return remove_linear_signal(X, y if signal == "removed" else groups)
+
+
+def apply_signal(signal: str, X_tr, y_tr, g_tr, X_va, y_va, g_va):
+    """Correct train and validation sets separately, each with its own labels or groups."""
+    return correct(signal, X_tr, y_tr, g_tr), correct(signal, X_va, y_va, g_va)
 
 
 def _skip_reason(signal: str, y_tr, y_va, g_tr, g_va) -> str:
@@ -171,7 +173,7 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     y_va, g_va = task.y[val_idx], task.groups[val_idx]
     rows = []
     for signal in settings.signals:
-        X_base = _removed_full(task) if signal == "removed_full" else task.X
+        X_base = removed_full(task) if signal == "removed_full" else task.X
         for fraction, idx in subsets.items():
             y_tr, g_tr = task.y[idx], task.groups[idx]
             counts = np.bincount(y_tr, minlength=K)
@@ -192,7 +194,7 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 row.update(status="skipped", skip_reason=reason)
                 rows.append(row)
                 continue
-            X_tr, X_va = _apply_signal(signal, X_base[idx], y_tr, g_tr, X_base[val_idx], y_va, g_va)
+            X_tr, X_va = apply_signal(signal, X_base[idx], y_tr, g_tr, X_base[val_idx], y_va, g_va)
             start = time.perf_counter()
             model = estimator.fit(X_tr, y_tr, groups=None if study_groups is None else g_tr)
             row["fit_seconds"] = time.perf_counter() - start

@@ -256,6 +256,11 @@ def loess_band(
         kth = np.argmax(cum >= k, axis=1)
         h = np.take_along_axis(dist, order, axis=1)[np.arange(points.size), kth]
         span = ux[-1] - ux[0]
+        # With few distinct x values (a learning curve of three sizes) the k nearest points can
+        # all sit at one x, leaving the local line resting on a neighbour of ~0 weight: an
+        # unbounded extrapolation spike. Keep the second-nearest distinct x well inside the window.
+        second = np.sort(dist, axis=1)[:, 1]
+        h = np.maximum(h, 1.5 * second)
         h = np.maximum(h, 1e-9 * max(span, 1.0)) * (1 + 1e-6)
         u = np.clip(dist / h[:, None], 0.0, 1.0)
         w = (1 - u**3) ** 3 * counts[None, :]  # total kernel weight of each distinct x

@@ -93,3 +93,27 @@ def holdout(y: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int
     if len(tune_idx) == 0 or np.unique(y[fit_idx]).size < 2:
         return None
     return np.sort(fit_idx), np.sort(tune_idx)
+
+
+def three_way_split(groups: np.ndarray, proportions=(0.4, 0.4, 0.2), seed: int = 0):
+    """Pretraining, training and validation indices; every group in one set, ~``proportions`` of the samples.
+
+    Groups are shuffled (deterministically for ``seed``) and laid end to end; a group goes to the
+    set its midpoint falls in. Each set gets at least one group.
+    """
+    groups = np.asarray(groups)
+    uniq, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    if uniq.size < 3:
+        raise LinsigInputError(f"only {uniq.size} groups: pretraining needs at least 3 (pretraining, training, validation)")
+    order = np.random.default_rng([seed, 40402]).permutation(uniq.size)
+    props = np.asarray(proportions, dtype=float) / np.sum(proportions)
+    ends = np.cumsum(sizes[order])
+    mid = (ends - sizes[order] / 2) / ends[-1]
+    assignment = np.empty(uniq.size, dtype=np.int64)
+    assignment[order] = np.minimum(np.searchsorted(np.cumsum(props), mid), 2)
+    if np.unique(assignment).size < 3:  # one huge group swallowed a set: split by group counts
+        bounds = np.maximum(1, np.round(np.cumsum(props)[:2] * uniq.size)).astype(int)
+        bounds[1] = min(max(bounds[1], bounds[0] + 1), uniq.size - 1)
+        assignment[order] = np.searchsorted(bounds, np.arange(uniq.size), side="right")
+    sample_set = assignment[codes]
+    return tuple(np.flatnonzero(sample_set == i) for i in range(3))

@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -114,7 +115,12 @@ def _column(obs: pd.DataFrame, key: str, role: str, source: str) -> pd.Series:
 
 def _load_rows(adata: ad.AnnData, rows: np.ndarray) -> np.ndarray:
     """Load only ``rows`` (sorted positions) of X as a dense float32 array (works on backed files)."""
-    X = adata.X[rows] if not adata.isbacked else adata.X[np.sort(rows)]
+    if adata.isbacked and isinstance(adata.X, h5py.Dataset):
+        from linsig.data.compendium import read_dense_rows  # chunk-wise reads of a backed compendium
+
+        X = read_dense_rows(adata.X, rows)
+    else:
+        X = adata.X[rows]
     if hasattr(X, "toarray"):
         X = X.toarray()
     return np.ascontiguousarray(np.asarray(X, dtype=np.float32))

@@ -379,7 +379,7 @@ def _row_indices(obs_names: pd.Index, rows) -> np.ndarray:
     return idx.astype(np.int64)
 
 
-def _read_dense_rows(X: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
+def read_dense_rows(X: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
     """Rows ``idx`` (any order, repeats allowed) of a 2-D dataset, reading chunk by chunk.
 
     h5py's fancy indexing issues one selection per row; reading the span of wanted rows inside
@@ -419,7 +419,7 @@ def read_rows(path: str | Path, obs_mask_or_index) -> ad.AnnData:
         uns = read_elem(f["uns"]) if "uns" in f else {}
         idx = _row_indices(obs.index, obs_mask_or_index)
         if isinstance(f.get("X"), h5py.Dataset):
-            X = _read_dense_rows(f["X"], idx)
+            X = read_dense_rows(f["X"], idx)
             return ad.AnnData(X=X, obs=obs.iloc[idx].copy(), var=var, uns=uns)
     # Sparse or unusual X: let anndata do the indexing (it needs ascending positions).
     backed = ad.read_h5ad(path, backed="r")

@@ -26,36 +26,13 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from linsig import splits
 from linsig.errors import LinsigInputError
-from linsig.evaluation import Settings, Unit, _apply_signal, _removed_full, run_unit
+from linsig.evaluation import Settings, Unit, apply_signal, correct, removed_full, run_unit
+from linsig.splits import three_way_split
 from linsig.models import make_model
 from linsig.tasks import Task
 from linsig.training import resolve_device
 
 FOLD = 0  # a repetition has one (training, validation) split: fold 0
-
-
-def three_way_split(groups: np.ndarray, proportions=(0.4, 0.4, 0.2), seed: int = 0):
-    """Pretraining, training and validation indices; every group in one set, ~``proportions`` of the samples.
-
-    Groups are shuffled (deterministically for ``seed``) and laid end to end; a group goes to the
-    set its midpoint falls in. Each set gets at least one group.
-    """
-    groups = np.asarray(groups)
-    uniq, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-    if uniq.size < 3:
-        raise LinsigInputError(f"only {uniq.size} groups: pretraining needs at least 3 (pretraining, training, validation)")
-    order = np.random.default_rng([seed, 40402]).permutation(uniq.size)
-    props = np.asarray(proportions, dtype=float) / np.sum(proportions)
-    ends = np.cumsum(sizes[order])
-    mid = (ends - sizes[order] / 2) / ends[-1]
-    assignment = np.empty(uniq.size, dtype=np.int64)
-    assignment[order] = np.minimum(np.searchsorted(np.cumsum(props), mid), 2)
-    if np.unique(assignment).size < 3:  # one huge group swallowed a set: split by group counts
-        bounds = np.maximum(1, np.round(np.cumsum(props)[:2] * uniq.size)).astype(int)
-        bounds[1] = min(max(bounds[1], bounds[0] + 1), uniq.size - 1)
-        assignment[order] = np.searchsorted(bounds, np.arange(uniq.size), side="right")
-    sample_set = assignment[codes]
-    return tuple(np.flatnonzero(sample_set == i) for i in range(3))
 
 
 def _score(row: dict, model, X_va, y_va) -> None:
@@ -77,7 +54,7 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
     y, g = task.y, task.groups
     out = []
     for signal in settings.signals:
-        X = _removed_full(single) if signal == "removed_full" else task.X
+        X = removed_full(single) if signal == "removed_full" else task.X
         pretrained = None
         for row in (r for r in scratch_rows if r["signal"] == signal):
             twin = dict(row, pretraining="pretrained", n_pretrain=len(pre), fit_seconds=0.0)
@@ -86,13 +63,13 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
             if row["status"] != "ok":
                 continue
             idx = subsets[row["train_fraction"]]
-            X_tr, X_va = _apply_signal(signal, X[idx], y[idx], g[idx], X[val], y[val], g[val])
+            X_tr, X_va = apply_signal(signal, X[idx], y[idx], g[idx], X[val], y[val], g[val])
             if pretrained is None:  # same random_state and classes as the scratch copy: same initial weights
                 pretrained = make_model(
                     model, max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
                     device=str(resolve_device(settings.device)), random_state=seed, classes=np.arange(task.n_classes),
                     lr=row["lr"], weight_decay=row["weight_decay"], warm_start=True)
-                X_pre = _apply_signal(signal, X[pre], y[pre], g[pre], X[val], y[val], g[val])[0]
+                X_pre = correct(signal, X[pre], y[pre], g[pre])
                 pretrained.fit(X_pre, y[pre], groups=g[pre] if study else None)
             start = time.perf_counter()
             tuned = copy.deepcopy(pretrained).fit(X_tr, y[idx], groups=g[idx] if study else None)
