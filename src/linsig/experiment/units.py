@@ -131,10 +131,14 @@ def load_adata(source: dict):
     if "simulate" in source:
         from linsig.data.simulate import simulate
 
-        return simulate(source["simulate"], n_samples=source.get("samples", 1000),
-                        n_features=source.get("features", 5000), n_groups=source.get("groups"),
-                        shift=source.get("shift", 6.0), class_balance=source.get("balance", 0.5),
-                        seed=source.get("seed", 0))
+        from linsig.data.preprocess import preprocess
+
+        adata = simulate(source["simulate"], n_samples=source.get("samples", 1000),
+                         n_features=source.get("features", 5000), n_groups=source.get("groups"),
+                         shift=source.get("shift", 6.0), class_balance=source.get("balance", 0.5),
+                         seed=source.get("seed", 0))
+        # The same 0–1 scaling `linsig run` applies to a simulated .h5ad, all features kept.
+        return preprocess(adata, n_top_genes=None)
     from linsig.runner import prepare_dataset
 
     return prepare_dataset(source["path"], source.get("metadata"), source.get("orientation", "auto"),
