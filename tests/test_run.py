@@ -104,3 +104,52 @@ def test_bundled_all_example():
     assert a.shape == (128, 12625)
     assert a.obs["lineage"].value_counts().to_dict() == {"B": 95, "T": 33}
     assert a.obs["sex"].value_counts().to_dict() == {"male": 83, "female": 42}
+
+
+def test_cuda_without_gpu_is_a_clear_error(sim_file, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    res = CliRunner().invoke(main, ["run", "--data", str(sim_file), "--label", "label", "--group", "group",
+                                    "--models", "logreg", "--device", "cuda", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "no CUDA GPU" in res.output and "Traceback" not in res.output
+
+
+def test_readme_python_api_example():
+    import linsig.data.simulate as sim
+    import linsig.tasks as tasks
+
+    adata = sim.simulate("mixed", n_samples=100, n_features=20)
+    task = tasks.make_task(adata, label="label", group="group")
+    results = evaluate([task], Settings(models=("logreg",), seeds=(0,), fractions=(1.0,), signals=("none", "removed"),
+                                        tuning="off", max_epochs=2), progress=False)
+    assert len(results) == 5 * 2 and set(results.signal) == {"none", "removed"}
+
+
+def test_study_signal_mode_removes_group_effect():
+    # Labels carried only by a study effect: each study is one class and has its own offset.
+    # Removing the study effect (signal="study") leaves nothing to learn; "none" keeps it.
+    rng = np.random.default_rng(0)
+    n_studies, per = 12, 10
+    groups = np.repeat(np.arange(n_studies), per)
+    label = (groups % 2).astype(str)
+    offsets = rng.normal(0, 1, size=(n_studies, 8)) + (np.arange(n_studies) % 2)[:, None] * 8
+    X = (offsets[groups] + rng.normal(size=(len(groups), 8))).astype(np.float32)
+    X = (X - X.min(0)) / (X.max(0) - X.min(0))  # 0–1 scaled, as linsig run does
+    import anndata as ad
+
+    a = ad.AnnData(X=X, obs=pd.DataFrame({"label": label, "study": groups.astype(str)},
+                                         index=[f"s{i}" for i in range(len(groups))]))
+    task = make_task(a, "label", "study")
+    settings = Settings(models=("logreg",), n_folds=3, seeds=(0,), fractions=(1.0,), signals=("none", "study"),
+                        tuning="off", lr=1e-2, max_epochs=30)
+    df = pd.DataFrame([r for f in range(3) for r in run_unit(task, Unit("logreg", 0, f), settings)])
+    acc = df.groupby("signal").balanced_accuracy.mean()
+    assert acc["none"] > 0.8
+    assert abs(acc["study"] - 0.5) < 0.15
+    # with every sample its own group there is no study effect to remove: skipped with a reason
+    single = make_task(a, "label", None)
+    rows = run_unit(single, Unit("logreg", 0, 0), Settings(models=("logreg",), n_folds=3, seeds=(0,), fractions=(1.0,),
+                                                         signals=("study",), tuning="off", max_epochs=2))
+    assert rows[0]["status"] == "skipped" and "own group" in rows[0]["skip_reason"]

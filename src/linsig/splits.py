@@ -81,18 +81,20 @@ def holdout(y: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int
     """Split training data again for early stopping: ~``fraction`` of the groups held out.
 
     Returns ``None`` when the data are too small to hold anything out (fewer than ``min_groups``
-    groups, or a split that leaves one class to train on): training then runs without early
+    groups, or no draw leaves two classes on both sides): training then runs without early
     stopping, as in the paper's code for tiny training sets.
     """
     n = len(y)
     groups = np.arange(n) if groups is None else np.asarray(groups)
     if np.unique(groups).size < min_groups or fraction <= 0:
         return None
-    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    fit_idx, tune_idx = next(splitter.split(np.zeros(n), y, groups))
-    if len(tune_idx) == 0 or np.unique(y[fit_idx]).size < 2:
-        return None
-    return np.sort(fit_idx), np.sort(tune_idx)
+    # A tune set of one class makes its loss blind to the other classes and early stopping
+    # erratic; try a few group draws for one holding at least two classes.
+    splitter = GroupShuffleSplit(n_splits=10, test_size=fraction, random_state=seed)
+    for fit_idx, tune_idx in splitter.split(np.zeros(n), y, groups):
+        if len(tune_idx) and np.unique(y[fit_idx]).size >= 2 and np.unique(y[tune_idx]).size >= 2:
+            return np.sort(fit_idx), np.sort(tune_idx)
+    return None
 
 
 def three_way_split(groups: np.ndarray, proportions=(0.4, 0.4, 0.2), seed: int = 0):

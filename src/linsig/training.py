@@ -57,7 +57,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+        from linsig.errors import LinsigInputError
+
+        raise LinsigInputError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     return torch.device(device)
 
 
