@@ -9,7 +9,7 @@ experiment runners distribute; :func:`evaluate` runs a whole grid in this proces
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -235,9 +235,3 @@ def evaluate(tasks: list[Task], settings: Settings, progress: bool = True) -> pd
             rows.extend(run_unit(task, unit, settings))
             bar.update()
     return results_frame(rows)
-
-
-@dataclass
-class RunSummary:
-    tasks: list[dict] = field(default_factory=list)
-    config: dict = field(default_factory=dict)
