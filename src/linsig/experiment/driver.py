@@ -68,9 +68,14 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
                unit="unit", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     def status():
+        # Redraw only when a count changes: a bar redrawn at every poll floods non-terminal logs
+        # (SLURM output files, CI) with identical lines.
         remaining = report.total - report.done - report.failed
-        bar.set_postfix_str(f"done={report.done} failed={report.failed} remaining={remaining}", refresh=False)
-        bar.update(report.done + report.failed - bar.n)
+        postfix = f"done={report.done} failed={report.failed} remaining={remaining}"
+        if postfix != bar.postfix:
+            bar.set_postfix_str(postfix, refresh=False)
+            bar.update(report.done + report.failed - bar.n)
+            bar.refresh()
 
     def failed(unit, error):
         report.failed += 1
