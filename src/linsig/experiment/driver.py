@@ -67,12 +67,15 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
     bar = tqdm(total=report.total, initial=report.done_before, desc=f"linsig experiment {experiment.name}",
                unit="unit", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
+    shown = [""]
+
     def status():
         # Redraw only when a count changes: a bar redrawn at every poll floods non-terminal logs
         # (SLURM output files, CI) with identical lines.
         remaining = report.total - report.done - report.failed
         postfix = f"done={report.done} failed={report.failed} remaining={remaining}"
-        if postfix != bar.postfix:
+        if postfix != shown[0]:
+            shown[0] = postfix
             bar.set_postfix_str(postfix, refresh=False)
             bar.update(report.done + report.failed - bar.n)
             bar.refresh()
