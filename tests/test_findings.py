@@ -6,7 +6,6 @@ the paper's 1000 × 5000 to fit test time; the training recipe is the paper's (b
 patience 7, clipping 0.01), without tuning.
 """
 
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner

@@ -22,7 +22,7 @@ from linsig.tasks import Task
 from linsig.training import resolve_device
 from linsig.tuning import get_preset, tune
 
-SIGNALS = ("none", "removed", "removed_full", "study")
+from linsig.signal import SIGNAL_MODES as SIGNALS  # one list of modes, owned by the signal module
 
 RESULT_COLUMNS = (
     "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
@@ -123,11 +123,6 @@ def correct(signal: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np
     return remove_linear_signal(X, y if signal == "removed" else groups)
 
 
-def apply_signal(signal: str, X_tr, y_tr, g_tr, X_va, y_va, g_va):
-    """Correct train and validation sets separately, each with its own labels or groups."""
-    return correct(signal, X_tr, y_tr, g_tr), correct(signal, X_va, y_va, g_va)
-
-
 def _skip_reason(signal: str, y_tr, y_va, g_tr, g_va) -> str:
     if np.unique(y_tr).size < 2:
         return "training set holds one class"
@@ -155,15 +150,27 @@ def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
         torch.set_num_threads(previous_threads)
 
 
+def make_estimator(model: str, settings: Settings, seed: int, n_classes: int, **params):
+    """The estimator a unit trains: the run's recipe, the unit's seed, the task's full label set."""
+    base = dict(max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
+                device=str(resolve_device(settings.device)), random_state=seed, classes=np.arange(n_classes),
+                lr=settings.lr, weight_decay=settings.weight_decay)
+    return make_model(model, **{**base, **params})
+
+
+def score(model, X_va: np.ndarray, y_va: np.ndarray) -> dict:
+    """Metrics and training length of a fitted model on the held-out set, as result-row fields."""
+    pred = model.predict(X_va)
+    return {"balanced_accuracy": float(balanced_accuracy_score(y_va, pred)), "accuracy": float(accuracy_score(y_va, pred)),
+            "epochs_trained": int(model.train_result_.epochs_trained), "best_epoch": int(model.train_result_.best_epoch)}
+
+
 def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     device = str(resolve_device(settings.device))
     folds = _folds(task, settings, unit.seed)
     train_idx, val_idx = folds[unit.fold]
     K = task.n_classes
-    estimator = make_model(
-        unit.model, max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
-        device=device, random_state=unit.seed, classes=np.arange(K), lr=settings.lr, weight_decay=settings.weight_decay,
-    )
+    estimator = make_estimator(unit.model, settings, unit.seed, K)
     study_groups = task.groups if settings.split == "study" else None
     tuned = tune(estimator, task.X[train_idx], task.y[train_idx],
                  None if study_groups is None else study_groups[train_idx], settings.tuning, unit.seed, settings.split)
@@ -174,6 +181,7 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     rows = []
     for signal in settings.signals:
         X_base = removed_full(task) if signal == "removed_full" else task.X
+        X_va = None  # the validation fold is the same for every fraction: correct it once, when needed
         for fraction, idx in subsets.items():
             y_tr, g_tr = task.y[idx], task.groups[idx]
             counts = np.bincount(y_tr, minlength=K)
@@ -194,16 +202,13 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 row.update(status="skipped", skip_reason=reason)
                 rows.append(row)
                 continue
-            X_tr, X_va = apply_signal(signal, X_base[idx], y_tr, g_tr, X_base[val_idx], y_va, g_va)
+            if X_va is None:
+                X_va = correct(signal, X_base[val_idx], y_va, g_va)
+            X_tr = correct(signal, X_base[idx], y_tr, g_tr)
             start = time.perf_counter()
             model = estimator.fit(X_tr, y_tr, groups=None if study_groups is None else g_tr)
             row["fit_seconds"] = time.perf_counter() - start
-            pred = model.predict(X_va)
-            row.update(
-                balanced_accuracy=float(balanced_accuracy_score(y_va, pred)),
-                accuracy=float(accuracy_score(y_va, pred)),
-                epochs_trained=int(model.train_result_.epochs_trained), best_epoch=int(model.train_result_.best_epoch),
-            )
+            row.update(score(model, X_va, y_va))
             rows.append(row)
     return rows
 

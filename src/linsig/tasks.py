@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from linsig.data.io import validate_matrix  # the same NaN/inf check as for tables
 from linsig.errors import LinsigInputError
 
 # The paper's task sets (Heil et al. 2023, Methods; shared/spec/anchor-parameters.md).
@@ -185,8 +186,6 @@ def make_task(
     y = np.searchsorted(uniq, kept_labels.to_numpy()).astype(np.int64)
     _, group_codes = np.unique(groups.to_numpy()[rows], return_inverse=True)
     X = _load_rows(adata, rows)
-    from linsig.data.io import validate_matrix  # the same NaN/inf check as for tables
-
     validate_matrix(X, adata.obs_names[rows], adata.var_names, source)
     if name is None:
         name = f"{label}:{uniq[0]}-vs-{uniq[1]}" if uniq.size == 2 and classes is not None else (

@@ -219,7 +219,6 @@ def iter_gct_blocks(path: str | Path, chunk_genes: int = 512) -> Iterator[tuple[
     path = Path(path)
     with _decompression_errors(path), _open(path) as fh:
         header = _read_header(fh, path)
-        n_samples = len(header.samples)
         start, lines = 0, []
         for line in fh:
             if not line.strip():

@@ -22,23 +22,13 @@ import dataclasses
 import time
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from linsig import splits
-from linsig.errors import LinsigInputError
-from linsig.evaluation import Settings, Unit, apply_signal, correct, removed_full, run_unit
+from linsig.evaluation import Settings, Unit, correct, make_estimator, removed_full, run_unit, score
 from linsig.splits import three_way_split
-from linsig.models import make_model
 from linsig.tasks import Task
-from linsig.training import resolve_device
 
 FOLD = 0  # a repetition has one (training, validation) split: fold 0
-
-
-def _score(row: dict, model, X_va, y_va) -> None:
-    pred = model.predict(X_va)
-    row.update(balanced_accuracy=float(balanced_accuracy_score(y_va, pred)), accuracy=float(accuracy_score(y_va, pred)),
-               epochs_trained=int(model.train_result_.epochs_trained), best_epoch=int(model.train_result_.best_epoch))
 
 
 def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, proportions=(0.4, 0.4, 0.2)) -> list[dict]:
@@ -55,6 +45,8 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
     out = []
     for signal in settings.signals:
         X = removed_full(single) if signal == "removed_full" else task.X
+        X_va = correct(signal, X[val], y[val], g[val]) if any(
+            r["signal"] == signal and r["status"] == "ok" for r in scratch_rows) else None
         pretrained = None
         for row in (r for r in scratch_rows if r["signal"] == signal):
             twin = dict(row, pretraining="pretrained", n_pretrain=len(pre), fit_seconds=0.0)
@@ -63,16 +55,14 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
             if row["status"] != "ok":
                 continue
             idx = subsets[row["train_fraction"]]
-            X_tr, X_va = apply_signal(signal, X[idx], y[idx], g[idx], X[val], y[val], g[val])
-            if pretrained is None:  # same random_state and classes as the scratch copy: same initial weights
-                pretrained = make_model(
-                    model, max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
-                    device=str(resolve_device(settings.device)), random_state=seed, classes=np.arange(task.n_classes),
-                    lr=row["lr"], weight_decay=row["weight_decay"], warm_start=True)
+            X_tr = correct(signal, X[idx], y[idx], g[idx])
+            if pretrained is None:  # same factory, seed and classes as the scratch copy: same initial weights
+                pretrained = make_estimator(model, settings, seed, task.n_classes, lr=row["lr"],
+                                            weight_decay=row["weight_decay"], warm_start=True)
                 X_pre = correct(signal, X[pre], y[pre], g[pre])
                 pretrained.fit(X_pre, y[pre], groups=g[pre] if study else None)
             start = time.perf_counter()
             tuned = copy.deepcopy(pretrained).fit(X_tr, y[idx], groups=g[idx] if study else None)
             twin["fit_seconds"] = time.perf_counter() - start
-            _score(twin, tuned, X_va, y[val])
+            twin.update(score(tuned, X_va, y[val]))
     return out
