@@ -294,6 +294,25 @@ def test_stale_and_live_claims(tiny, tmp_path):
     assert not list((out / "units").glob("*.lock")) and not list((out / "units").glob("*.takeover"))
 
 
+def test_dead_runners_claim_on_a_finished_unit_is_cleared_on_resume(tiny, tmp_path):
+    # a runner killed after writing a unit's result but before releasing its claim leaves a lock
+    # on a finished unit; the next run counts the unit as done and clears the dead claim
+    exp = load_experiment(tiny, {"settings.seeds": [0]})
+    out = tmp_path / "run"
+    run_experiment(exp, out, InProcessExecutor(threads=1), progress=False)
+    key = expand(exp)[0].key
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+    lock = UnitStore(out).path(key, "lock")
+    lock.write_text(json.dumps({"pid": int(dead_pid), "host": os.uname().nodename, "token": "x"}))
+    live = UnitStore(out).path(expand(exp)[1].key, "lock")
+    live.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "token": "y"}))
+    report = run_experiment(exp, out, InProcessExecutor(threads=1), progress=False)
+    assert report.computed == 0 and report.done_before == len(expand(exp))
+    assert not lock.exists()
+    assert live.exists()  # a live runner's claim is never touched
+
+
 def test_failing_unit_is_recorded_and_others_go_on(tmp_path):
     # 4 groups cannot make 5 group-wise folds: every unit of "few" fails; "ok" runs
     doc = TINY.replace("[data.noise]\nsimulate = \"noise\"\nsamples = 80\nfeatures = 20\ngroups = 10",

@@ -59,6 +59,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
     for unit in units:
         if store.is_done(unit.key):
             report.done_before += 1
+            store.clear_stale_lock(unit.key)
         else:
             pending.append(unit)
     inflight: dict[cf.Future, WorkUnit] = {}

@@ -188,6 +188,12 @@ class UnitStore:
         finally:
             guard.unlink(missing_ok=True)
 
+    def clear_stale_lock(self, key: str) -> None:
+        """Remove a dead runner's claim on a unit (killed after writing its result, before releasing it)."""
+        info = self.read_lock(key)
+        if info is not None and self.is_stale(info):
+            self._take_over(key, info)
+
     def release(self, key: str) -> None:
         with self._lock:
             self._held.discard(key)
