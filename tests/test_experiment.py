@@ -313,6 +313,22 @@ def test_dead_runners_claim_on_a_finished_unit_is_cleared_on_resume(tiny, tmp_pa
     assert live.exists()  # a live runner's claim is never touched
 
 
+def test_takeover_guard_of_a_dead_runner_does_not_block(tiny, tmp_path):
+    exp = load_experiment(tiny, {"settings.seeds": [0]})
+    store = UnitStore(tmp_path / "g", lock_timeout=60)
+    store.prepare()
+    key = expand(exp)[0].key
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+    dead = json.dumps({"pid": dead_pid, "host": os.uname().nodename, "token": "x"})
+    store.path(key, "lock").write_text(dead)
+    store.path(key, "takeover").write_text(dead)  # killed in the middle of taking the claim over
+    assert not store.claim(key)  # the dead guard is cleared on this attempt ...
+    assert store.claim(key)  # ... and the next one takes the stale claim over
+    store.release(key)
+    assert not list(store.units.iterdir())  # no lock, guard or private temporary file left
+
+
 def test_failing_unit_is_recorded_and_others_go_on(tmp_path):
     # 4 groups cannot make 5 group-wise folds: every unit of "few" fails; "ok" runs
     doc = TINY.replace("[data.noise]\nsimulate = \"noise\"\nsamples = 80\nfeatures = 20\ngroups = 10",

@@ -11,7 +11,7 @@ Layout of ``DIR``::
 
 A unit counts as finished only when its parquet file parses and the key and row count stored in
 its metadata match; anything else (missing, truncated, corrupt) is recomputed. Claims are files
-created with ``O_CREAT | O_EXCL``; a claim whose owner died (same host, pid gone) or whose
+created exclusively (hard link of a complete file, else ``O_CREAT | O_EXCL``); a claim whose owner died (same host, pid gone) or whose
 heartbeat is older than the lock timeout is taken over under a second exclusive file, so two
 runners never compute the same unit.
 """
@@ -147,39 +147,61 @@ class UnitStore:
             return "free"
         return "stale" if self.is_stale(info) else "held"
 
-    def claim(self, key: str) -> bool:
-        """Claim a unit for this runner; False when another live runner holds it."""
-        path = self.path(key, "lock")
-        for _ in range(3):
+    def _create_exclusive(self, path: Path, info: dict) -> bool:
+        """Create ``path`` holding ``info`` only if it does not exist; False when it does.
+
+        The content is written to a private file first and hard-linked into place: the link
+        appears complete or not at all, so a runner killed mid-claim never leaves an empty claim
+        that others would have to wait out (and ``link`` is exclusive on NFS, unlike ``O_EXCL``
+        on old clients). File systems without hard links fall back to ``O_EXCL``.
+        """
+        tmp = path.with_name(f".{path.name}.{self.token}.tmp")
+        tmp.write_text(json.dumps(info))
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                info = self.read_lock(key)
-                if info is None:
-                    continue
-                if not self.is_stale(info) or not self._take_over(key, info):
-                    return False
-                continue
+                return False
             with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": HOST, "time": time.time(), "token": self.token}, fh)
-            with self._lock:
-                self._held.add(key)
+                json.dump(info, fh)
             return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _owner(self) -> dict:
+        return {"pid": os.getpid(), "host": HOST, "time": time.time(), "token": self.token}
+
+    def claim(self, key: str) -> bool:
+        """Claim a unit for this runner; False when another live runner holds it."""
+        for _ in range(3):
+            if self._create_exclusive(self.path(key, "lock"), self._owner()):
+                with self._lock:
+                    self._held.add(key)
+                return True
+            info = self.read_lock(key)
+            if info is None:
+                continue
+            if not self.is_stale(info) or not self._take_over(key, info):
+                return False
         return False
 
     def _take_over(self, key: str, seen: dict) -> bool:
         """Remove a stale lock, under an exclusive takeover file so only one runner does it."""
         guard = self.path(key, "takeover")
-        try:
-            fd = os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            try:
-                if time.time() - guard.stat().st_mtime > 60:  # its owner died mid-takeover
+        if not self._create_exclusive(guard, self._owner()):
+            try:  # its owner died mid-takeover (same host, pid gone) or long ago
+                owner = json.loads(guard.read_text() or "{}")
+                dead = owner.get("host") == HOST and isinstance(owner.get("pid"), int) and not pid_alive(owner["pid"])
+                if dead or time.time() - guard.stat().st_mtime > 60:
                     guard.unlink()
-            except FileNotFoundError:
+            except (OSError, ValueError):
                 pass
             return False
-        os.close(fd)
         try:
             now = self.read_lock(key)
             if now is not None and now.get("token") == seen.get("token") and self.is_stale(now):
