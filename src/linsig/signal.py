@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.linalg import solve_triangular
 
 from linsig.errors import LinsigInputError
+from linsig.system import available_cores
 
 __all__ = [
     "SIGNAL_MODES",
@@ -484,10 +485,7 @@ def _row_blocks(n_rows: int, n_cols: int):
 def _n_workers(X: np.ndarray) -> int:
     if X.size < _PARALLEL_MIN_SIZE:
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = available_cores()
     try:
         # Only use cores that are idle (like make -l): measured on a 2-core machine with a
         # load of ~5, two workers were ~1.5x slower than one, while on idle cores they help.

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import click
 import pandas as pd
 
+from linsig.system import available_cores
+
 
 @click.command("demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("linsig-demo"),
               show_default=True, help="Output directory (an interrupted demo resumes where it stopped).")
-@click.option("--jobs", type=click.IntRange(1), default=min(2, os.cpu_count() or 1), show_default=True,
+@click.option("--jobs", type=click.IntRange(1), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
               help="Worker processes (one torch thread each).")
 @click.option("--seeds", default=None, help="Comma-separated seeds (default: 0,1).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Maximum epochs (default: 50).")

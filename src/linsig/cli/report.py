@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from linsig.system import available_cores
+
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="HTML file to write [default: RUN_DIR/report.html].")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes for drawing figures that are missing.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=available_cores, show_default="all cores",
+              help="Processes for drawing figures that are missing. Rendering is matplotlib's, one figure per process at a time.")
 def report(run_dir: Path, out: Path | None, jobs: int) -> None:
     """Write a self-contained report.html for RUN_DIR: data and task summary, balanced accuracy
     per model and training size, figures, and plain-word verdicts on (a) whether non-linear
