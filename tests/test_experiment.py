@@ -476,6 +476,34 @@ def test_pretraining_copies_start_from_identical_weights(monkeypatch):
     assert 0 <= pretrained["balanced_accuracy"] <= 1 and pretrained["status"] == "ok"
 
 
+def test_pretraining_set_with_one_class_skips_the_pretrained_copy_only():
+    import anndata as ad
+
+    from linsig.evaluation import Settings
+    from linsig.experiment.pretraining import run_pretraining_unit
+    from linsig.splits import three_way_split
+    from linsig.tasks import make_task
+
+    # 20 single-class studies; the pretraining studies are all of class "a"
+    n_groups, per_group, seed = 20, 6, 5
+    group_of_sample = np.repeat(np.arange(n_groups), per_group)
+    pre, train, val = three_way_split(group_of_sample, (0.4, 0.4, 0.2), seed)
+    label_of_group = np.array(["a", "b"] * (n_groups // 2), dtype=object)
+    label_of_group[np.unique(group_of_sample[pre])] = "a"
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"label": label_of_group[group_of_sample], "study": [f"s{g:02d}" for g in group_of_sample]},
+                       index=[f"x{i}" for i in range(n_groups * per_group)])
+    assert obs["label"].iloc[train].nunique() == 2 and obs["label"].iloc[val].nunique() == 2
+    task = make_task(ad.AnnData(rng.random((len(obs), 8)).astype(np.float32), obs=obs), "label", "study")
+    settings = Settings(models=("logreg",), seeds=(seed,), fractions=(1.0,), signals=("none", "removed"),
+                        tuning="off", max_epochs=2, device="cpu")
+    rows = pd.DataFrame(run_pretraining_unit(task, "logreg", seed, settings))
+    scratch, pretrained = rows[rows.pretraining == "none"], rows[rows.pretraining == "pretrained"]
+    assert (scratch["status"] == "ok").all() and scratch["balanced_accuracy"].notna().all()
+    assert (pretrained["status"] == "skipped").all() and pretrained["balanced_accuracy"].isna().all()
+    assert set(pretrained["skip_reason"]) == {"pretraining set holds one class"}
+
+
 def test_pretraining_experiment_rows(tmp_path):
     doc = TINY.replace("seeds = [0, 1]", "seeds = [0, 1]\n").replace("models = [\"logreg\", \"mlp3\"]",
                                                                       "models = [\"logreg\"]")

@@ -133,3 +133,48 @@ def test_cli_errors_are_one_line_and_nothing_written(tmp_path):
     res = _run(["run", "--data", str(ep), "--metadata", str(mp), "--label", "label", "--out", str(out)])
     assert res.exit_code == 1 and "NaN/inf" in res.output
     assert not out.exists() or not any(out.iterdir())
+
+
+def _h5ad(tmp_path, X, name="d.h5ad"):
+    import anndata as ad
+
+    obs = pd.DataFrame({"y": ["a", "b"] * (X.shape[0] // 2)}, index=[f"s{i}" for i in range(X.shape[0])])
+    path = tmp_path / name
+    ad.AnnData(X, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(X.shape[1])])).write_h5ad(path)
+    return path
+
+
+def test_sparse_h5ad_is_preprocessed_like_dense(tmp_path):
+    from scipy import sparse
+
+    from linsig.runner import prepare_dataset
+
+    X = np.random.default_rng(0).random((12, 20)).astype(np.float32)
+    X[X < 0.5] = 0
+    dense = prepare_dataset(_h5ad(tmp_path, X, "dense.h5ad"), n_top_genes=8)
+    sparse_ = prepare_dataset(_h5ad(tmp_path, sparse.csr_matrix(X), "sparse.h5ad"), n_top_genes=8)
+    assert list(sparse_.var_names) == list(dense.var_names)
+    np.testing.assert_array_equal(sparse_.X, dense.X)
+
+
+def test_nan_in_h5ad_is_an_error_not_a_dropped_gene(tmp_path):
+    from linsig.runner import prepare_dataset
+
+    X = np.random.default_rng(0).random((12, 20)).astype(np.float32)
+    X[3, 5] = np.nan
+    with pytest.raises(LinsigInputError, match=r"d\.h5ad: 1 NaN/inf expression values, e\.g\. in samples s3 \(genes g5\)"):
+        prepare_dataset(_h5ad(tmp_path, X), n_top_genes=10)
+
+
+def test_h5ad_with_metadata_table(tmp_path):
+    X = np.random.default_rng(0).random((6, 4)).astype(np.float32)
+    path = _h5ad(tmp_path, X)
+    meta = pd.DataFrame({"y": ["c", "d", "c", "d", "c", "d"], "batch": list("xxyyzz")},
+                        index=[f"s{i}" for i in range(6)][::-1])
+    meta.to_csv(tmp_path / "meta.csv")
+    adata = read_dataset(path, metadata=tmp_path / "meta.csv")
+    # the metadata's columns replace the file's own (the user passed it to supply them), row order kept
+    assert list(adata.obs["y"]) == ["d", "c", "d", "c", "d", "c"] and list(adata.obs["batch"]) == list("zzyyxx")
+    pd.concat([meta, meta.iloc[:1]]).to_csv(tmp_path / "dup.csv")
+    with pytest.raises(LinsigInputError, match=r"dup\.csv: duplicated sample ids: s5"):
+        read_dataset(path, metadata=tmp_path / "dup.csv")

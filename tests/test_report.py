@@ -17,8 +17,10 @@ from linsig.errors import LinsigInputError
 from linsig.plots import synthetic_results
 from linsig.report import (
     BEAT,
+    INCONCLUSIVE,
     LOSE,
     NO_SIGNAL,
+    NOT_TESTED,
     SIGNAL,
     TIE,
     accuracy_table,
@@ -139,8 +141,17 @@ def test_multiclass_chance_and_leftover_linear_signal():
     by = {m["model"]: m for m in g["models"]}
     assert by["logreg"]["chance"] == pytest.approx(0.25)
     assert by["logreg"]["excess"] == pytest.approx(0.10, abs=0.01)
-    assert g["linear_at_chance"] is False and g["verdict"] == SIGNAL
-    assert "not conclusive" in verdict(df).text
+    assert g["linear_at_chance"] is False and g["verdict"] == INCONCLUSIVE
+    assert by["mlp3"]["above_chance"]  # above chance, but the removal failed: no claim of signal
+    v = verdict(df)
+    assert v.answer_b == INCONCLUSIVE and "not conclusive" in v.text
+
+
+def test_signal_verdict_without_a_non_linear_model_is_not_tested():
+    df = make(none={"logreg": 0.9, "svm": 0.9}, removed={"logreg": 0.5, "svm": 0.5})
+    g = only_group(nonlinear_signal_test(df))
+    assert g["linear_at_chance"] is True and g["verdict"] == NOT_TESTED
+    assert verdict(df).answer_b == NOT_TESTED
 
 
 def test_no_removed_rows_cannot_be_answered():

@@ -66,6 +66,31 @@ def test_one_class_folds_are_skipped_not_crashed():
     assert set(skipped.skip_reason) <= {"training set holds one class", "validation set holds one class"}
 
 
+def test_chance_level_counts_the_classes_of_the_validation_fold():
+    # 3 classes; class "c" lives in one study, so two of three group-wise folds validate on 2 classes,
+    # where a constant predictor scores 1/2 (scikit-learn averages recall over present classes only)
+    a = simulate("linear", 90, 10, n_groups=9, seed=0)
+    a.obs["label"] = np.where(a.obs["group"] == "study0", "c", np.where(a.obs["group"].isin(["study1", "study2", "study3", "study4"]), "a", "b"))
+    task = make_task(a, "label", "group")
+    settings = Settings(models=("logreg",), n_folds=3, seeds=(0,), fractions=(1.0,), tuning="off", max_epochs=1)
+    rows = pd.DataFrame([r for f in range(3) for r in run_unit(task, Unit("logreg", 0, f), settings)])
+    from linsig.evaluation import _folds
+
+    for fold, (_, val_idx) in enumerate(_folds(task, settings, 0)):
+        present = np.unique(task.y[val_idx]).size
+        assert rows.loc[rows.fold == fold, "chance_balanced_accuracy"].iloc[0] == pytest.approx(1 / present)
+    assert (rows["chance_balanced_accuracy"] == 1 / 2).sum() == 2
+
+
+def test_diverged_training_is_recorded():
+    task = make_task(simulate("linear", 60, 10, n_groups=6, seed=0), "label", "group")
+    settings = dict(models=("logreg",), n_folds=3, seeds=(0,), fractions=(1.0,), tuning="off", max_epochs=5)
+    ok = run_unit(task, Unit("logreg", 0, 0), Settings(**settings))
+    broken = run_unit(task, Unit("logreg", 0, 0), Settings(**settings, lr=1e38))  # the loss overflows at once
+    assert [r["diverged"] for r in ok] == [False] and [r["diverged"] for r in broken] == [True]
+    assert broken[0]["epochs_trained"] == 1
+
+
 def test_settings_validation():
     with pytest.raises(LinsigInputError, match="unknown model"):
         Settings(models=("rf",))
@@ -85,6 +110,11 @@ def test_run_on_table_input_sample_split(tmp_path):
     df = pd.read_parquet(tmp_path / "o/results.parquet")
     assert set(df.split) == {"sample"} and set(df.device) == {"cpu"} and set(df.lr) == {0.01}
     assert df.balanced_accuracy.mean() > 0.9
+    # a study-wise run without --group works but warns that its folds are sample-wise
+    res = CliRunner().invoke(main, ["run", "--data", str(tmp_path / "expr.csv"), "--metadata", str(tmp_path / "meta.csv"),
+                                    "--label", "label", "--models", "logreg", "--seeds", "0", "--fractions", "1",
+                                    "--epochs", "2", "--tuning", "off", "--quiet", "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 0 and "warning: no --group" in res.output
 
 
 def test_every_command_has_help():

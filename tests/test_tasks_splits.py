@@ -79,6 +79,28 @@ def test_sample_folds_are_stratified():
         assert (y[va] == 1).sum() == 4
 
 
+def test_group_folds_are_never_empty():
+    # as many single-class groups as folds, uneven sizes: StratifiedGroupKFold alone leaves fold 3
+    # empty for seed 0 (validation sizes 21, 10, 0, 86, 52)
+    sizes = [52, 54, 32, 10, 21]
+    groups = np.repeat(np.arange(5), sizes)
+    y = np.repeat([1, 0, 1, 1, 1], sizes)
+    for seed in range(5):
+        folds = splits.kfold(y, groups, 5, "study", seed)
+        assert sorted(len(va) for _, va in folds) == sorted(sizes)  # one group per fold
+    again = splits.kfold(y, groups, 5, "study", 0)  # the redraw is deterministic too
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits.kfold(y, groups, 5, "study", 0), again))
+
+
+def test_sample_folds_stay_stratified_with_a_rare_class():
+    # a class with fewer samples than folds cannot be in every fold, but the others stay balanced
+    y = np.array([0] * 50 + [1] * 50 + [2] * 3)
+    folds = splits.kfold(y, None, 5, "sample", 0)
+    for _, va in folds:
+        assert (y[va] == 0).sum() == 10 and (y[va] == 1).sum() == 10
+    assert sorted((y[va] == 2).sum() for _, va in folds) == [0, 0, 1, 1, 1]
+
+
 def test_fewer_groups_than_folds():
     with pytest.raises(LinsigInputError, match="only 3 groups for 5-fold"):
         splits.kfold(np.array([0, 1] * 6), np.repeat([0, 1, 2], 4), 5, "study", 0)

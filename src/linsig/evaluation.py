@@ -28,7 +28,7 @@ RESULT_COLUMNS = (
     "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
     "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "classes",
     "balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
-    "lr", "weight_decay", "tuning", "epochs_trained", "best_epoch", "fit_seconds", "device",
+    "lr", "weight_decay", "tuning", "epochs_trained", "best_epoch", "diverged", "fit_seconds", "device",
     "status", "skip_reason",
 )
 
@@ -123,13 +123,14 @@ def correct(signal: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np
     return remove_linear_signal(X, y if signal == "removed" else groups)
 
 
-def _skip_reason(signal: str, y_tr, y_va, g_tr, g_va) -> str:
+def skip_reason(signal: str, y_tr, y_va, g_tr, g_va, train_name: str = "training") -> str:
+    """Why a (training set, validation set) pair cannot be scored for ``signal``; "" when it can."""
     if np.unique(y_tr).size < 2:
-        return "training set holds one class"
+        return f"{train_name} set holds one class"
     if np.unique(y_va).size < 2:
         return "validation set holds one class"
     if signal == "study":
-        for name, g in (("training", g_tr), ("validation", g_va)):
+        for name, g in ((train_name, g_tr), ("validation", g_va)):
             n_groups = np.unique(g).size
             if n_groups < 2:
                 return f"{name} set holds one group: no study effect to remove"
@@ -158,11 +159,23 @@ def make_estimator(model: str, settings: Settings, seed: int, n_classes: int, **
     return make_model(model, **{**base, **params})
 
 
+def chance_balanced_accuracy(y_va: np.ndarray) -> float:
+    """Balanced accuracy of any constant predictor on ``y_va``.
+
+    scikit-learn averages recall over the classes present in ``y_va`` only, so a constant
+    prediction scores 1/(classes in the validation set) when it names one of them, not 1/(task's
+    classes): a multiclass fold that misses a class has a higher floor.
+    """
+    return 1.0 / max(np.unique(y_va).size, 1)
+
+
 def score(model, X_va: np.ndarray, y_va: np.ndarray) -> dict:
     """Metrics and training length of a fitted model on the held-out set, as result-row fields."""
     pred = model.predict(X_va)
     return {"balanced_accuracy": float(balanced_accuracy_score(y_va, pred)), "accuracy": float(accuracy_score(y_va, pred)),
-            "epochs_trained": int(model.train_result_.epochs_trained), "best_epoch": int(model.train_result_.best_epoch)}
+            "epochs_trained": int(model.train_result_.epochs_trained), "best_epoch": int(model.train_result_.best_epoch),
+            # the loss went non-finite: scores come from the best earlier epoch, or from broken weights without one
+            "diverged": bool(model.train_result_.diverged)}
 
 
 def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
@@ -191,13 +204,13 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 "train_fraction": fraction, "n_train": len(idx), "n_val": len(val_idx),
                 "n_train_groups": int(np.unique(g_tr).size), "n_val_groups": int(np.unique(g_va).size),
                 "n_classes": K, "classes": "|".join(map(str, task.classes)),
-                "balanced_accuracy": np.nan, "accuracy": np.nan, "chance_balanced_accuracy": 1.0 / K,
+                "balanced_accuracy": np.nan, "accuracy": np.nan, "chance_balanced_accuracy": chance_balanced_accuracy(y_va),
                 "majority_accuracy": float(np.mean(y_va == counts.argmax())),
                 "lr": float(lr_used), "weight_decay": float(tuned.weight_decay), "tuning": settings.tuning,
-                "epochs_trained": 0, "best_epoch": 0, "fit_seconds": 0.0, "device": device,
+                "epochs_trained": 0, "best_epoch": 0, "diverged": False, "fit_seconds": 0.0, "device": device,
                 "status": "ok", "skip_reason": "",
             }
-            reason = _skip_reason(signal, y_tr, y_va, g_tr, g_va)
+            reason = skip_reason(signal, y_tr, y_va, g_tr, g_va)
             if reason:
                 row.update(status="skipped", skip_reason=reason)
                 rows.append(row)

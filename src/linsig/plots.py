@@ -11,7 +11,8 @@ The figures follow Heil, Crawford & Greene (2023):
 
 Every learning-curve panel draws, for each model, the raw points (lightly), a local-linear
 LOESS fit and its 95% confidence band (:func:`loess_band`), and a dotted horizontal line at the
-balanced accuracy of the majority-class predictor (``chance_balanced_accuracy`` = 1/n_classes).
+balanced accuracy of the majority-class predictor (``chance_balanced_accuracy`` = 1/(classes in the
+validation fold); older tables without the column fall back to 1/n_classes).
 Rows whose ``status`` is not ``ok`` (skipped) are left out of every figure.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot state), so that
@@ -346,11 +347,11 @@ def draw_learning_curve(
         ax.fill_between(mgrid, np.where(band_ok, lower, fit), np.where(band_ok, upper, fit),
                         color=color, alpha=0.2, linewidth=0, label=f"_band {model}",
                         gid=f"band:{model}").set_in_layout(False)
-    chances = sorted(df["chance_balanced_accuracy"].dropna().unique()) if len(df) else []
-    for i, chance in enumerate(chances):
-        ax.axhline(chance, color="black", linestyle=":", lw=1.2,
-                   label="Majority-class baseline" if i == 0 else "_baseline",
-                   gid="baseline").set_in_layout(False)
+    chance = df["chance_balanced_accuracy"].dropna()
+    if len(chance):
+        # a fold missing a class has a higher floor (1/classes present): draw the panel's mean floor
+        ax.axhline(float(chance.mean()), color="black", linestyle=":", lw=1.2,
+                   label="Majority-class baseline", gid="baseline").set_in_layout(False)
     ax.set_ylim(0, 1)
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel(Y_LABEL)

@@ -23,14 +23,15 @@ The report answers two questions (Heil, Crawford & Greene 2023):
 (b) **Is there predictive non-linear signal?** :func:`nonlinear_signal_test`.
     Rows with ``signal == "removed"`` (linear signal removed by limma from train and validation
     sets separately). For each model, the excess ``balanced_accuracy - chance_balanced_accuracy``
-    (chance = 1/n_classes, the majority-class predictor) is averaged per ``(seed, fold)`` over
+    (chance = the majority-class predictor's balanced accuracy, 1/(classes in the validation fold)) is averaged per ``(seed, fold)`` over
     all training sizes; a one-sided one-sample t-test over the cluster means tests excess > 0
     (p-value), with a two-sided 95% t-interval for the mean excess. A model is *above chance*
     when p < 0.05 and mean excess > margin. Verdict ``"non-linear signal present"`` when at
-    least one non-linear model is above chance, ``"no non-linear signal detected"`` otherwise;
-    the text says whether the linear models fell to chance (they should: it shows that the
-    removal worked) or stayed above it (then the removal left linear signal, and a non-linear
-    model above chance is not conclusive).
+    least one non-linear model is above chance, ``"no non-linear signal detected"`` otherwise.
+    The linear models must fall to chance (that shows the removal worked); if one stays above
+    it, the verdict is ``"inconclusive: linear signal was left after removal"`` whatever the
+    non-linear models do. Without any non-linear model the verdict is ``"not tested: no
+    non-linear model was run"``.
 
 Both are computed separately for every ``(dataset, task, split, pretraining)``; the one-line
 answers summarise the main analysis (study-wise split and no pretraining when present). Skipped rows
@@ -74,6 +75,8 @@ LOSE = "linear baseline beats the non-linear models"
 TIE = "no clear difference"
 SIGNAL = "non-linear signal present"
 NO_SIGNAL = "no non-linear signal detected"
+INCONCLUSIVE = "inconclusive: linear signal was left after removal"
+NOT_TESTED = "not tested: no non-linear model was run"
 NOT_RUN = ("could not be answered: the run has no rows with signal 'removed'; run again with "
            "`--signal none,removed` to remove the linear signal and test for non-linear signal")
 
@@ -231,7 +234,11 @@ def nonlinear_signal_test(df: pd.DataFrame, margin: float = MARGIN, alpha: float
         nl = [m for m in group["models"] if not m["linear"]]
         if lin:
             group["linear_at_chance"] = not any(m["above_chance"] for m in lin)
-        if any(m["above_chance"] for m in nl):
+        if group["linear_at_chance"] is False:  # the removal failed: no accuracy after it means anything
+            group["verdict"] = INCONCLUSIVE
+        elif not nl:
+            group["verdict"] = NOT_TESTED
+        elif any(m["above_chance"] for m in nl):
             group["verdict"] = SIGNAL
         out["groups"].append(group)
     return out
@@ -683,7 +690,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
 
 __all__ = [
-    "BEAT", "LOSE", "TIE", "SIGNAL", "NO_SIGNAL", "Verdict", "accuracy_table", "compare_models",
+    "BEAT", "LOSE", "TIE", "SIGNAL", "NO_SIGNAL", "INCONCLUSIVE", "NOT_TESTED", "Verdict", "accuracy_table", "compare_models",
     "fraction_bins", "nonlinear_signal_test", "render_html", "task_summary", "verdict",
     "write_report",
 ]

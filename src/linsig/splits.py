@@ -7,8 +7,10 @@ much they inflate accuracy (the paper's S2 figure).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from linsig.errors import LinsigInputError
 
@@ -39,23 +41,38 @@ def kfold(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, split: str
         if groups is None:
             raise LinsigInputError("group-wise splitting needs groups (--group COLUMN), or use --split sample")
         _check_groups(groups, n_folds)
-        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        folds = list(splitter.split(np.zeros(len(y)), y, groups))
+        folds = _group_folds(y, groups, n_folds, seed)
     elif split == "sample":
         if len(y) < n_folds:
             raise LinsigInputError(f"only {len(y)} samples for {n_folds}-fold cross-validation")
-        # StratifiedKFold wants every class in every fold; with rarer classes fall back to plain
-        # shuffled folds rather than refusing the dataset.
-        min_class = np.bincount(np.unique(y, return_inverse=True)[1]).min()
-        if min_class >= n_folds:
-            folds = list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-        else:
-            from sklearn.model_selection import KFold
-
+        if np.bincount(np.unique(y, return_inverse=True)[1]).max() >= n_folds:
+            with warnings.catch_warnings():
+                # a class rarer than the folds cannot be in every fold; it is spread as far as it goes
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+                folds = list(splitter.split(np.zeros(len(y)), y))
+        else:  # every class rarer than the folds: nothing to stratify
             folds = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y))))
     else:
         raise LinsigInputError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     return [(np.sort(tr), np.sort(va)) for tr, va in folds]
+
+
+def _group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list:
+    """Stratified group folds with no empty fold.
+
+    ``StratifiedGroupKFold`` balances class proportions greedily and, with as many groups as folds
+    and single-class groups of uneven size, can leave a fold empty (e.g. group sizes 52/54/32/10/21,
+    seed 0). Such a split is redrawn with derived seeds, then falls back to size-balanced
+    ``GroupKFold``; the first draw is kept whenever it is valid, so ordinary splits are unchanged.
+    """
+    X = np.zeros(len(y))
+    for attempt in range(10):
+        state = seed if attempt == 0 else int(np.random.default_rng([seed, attempt]).integers(2**31 - 1))
+        folds = list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=state).split(X, y, groups))
+        if all(len(val) for _, val in folds):
+            return folds
+    return list(GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y, groups))
 
 
 def subsample(train_idx: np.ndarray, fractions, seed: int, fold: int) -> dict[float, np.ndarray]:

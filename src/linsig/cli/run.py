@@ -57,6 +57,11 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
+    if settings.split == "study" and any(task.group_key is None for task in tasks):
+        # A silent sample-wise split would inflate accuracy (paper S2); say so, as it may be intended.
+        click.echo("warning: no --group, so every sample is its own group and the 'study'-wise folds are "
+                   "sample-wise; give --group COLUMN (study, donor, batch) unless the samples are independent",
+                   err=True)
     results = evaluate(tasks, settings, progress=not quiet)
     config = {"data": str(data_path), "label": label, "group": group, "preset": preset, **settings.to_dict()}
     path = write_run(out_dir, results, [t.summary() for t in tasks], config)

@@ -14,6 +14,7 @@ naming the file, column or sample at fault.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import anndata as ad
@@ -21,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from linsig.errors import LinsigInputError
+
+log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None}
 
@@ -83,6 +86,19 @@ def validate_matrix(X: np.ndarray, sample_ids, gene_ids, source: Path | str) -> 
             f"{source}: {int(bad.sum())} NaN/inf expression values, e.g. in samples {_preview(samples)} "
             f"(genes {_preview(genes)}); impute or drop them first"
         )
+
+
+def dense_matrix(adata: ad.AnnData) -> np.ndarray:
+    """``adata.X`` as a dense float32 array (sparse and integer matrices too), checked for NaN/inf."""
+    from scipy import sparse
+
+    source = adata.uns.get("linsig", {}).get("source", "the dataset")
+    X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
+    if X.ndim != 2 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise LinsigInputError(f"{source}: X must be a numeric samples × genes matrix, got {X.dtype} of shape {X.shape}")
+    X = X.astype(np.float32, copy=False)
+    validate_matrix(X, adata.obs_names, adata.var_names, source)
+    return X
 
 
 def _numeric_matrix(df: pd.DataFrame, source: Path) -> np.ndarray:
@@ -186,10 +202,15 @@ def read_dataset(
         if metadata is not None:
             adata = read_h5ad(path, backed=False)
             meta = read_table(metadata)
+            _check_unique(meta.index, "sample", metadata)
             missing = adata.obs_names[~adata.obs_names.isin(meta.index)]
             if len(missing):
                 raise LinsigInputError(f"{metadata}: samples of {path} missing from the metadata: {_preview(missing)}")
-            adata.obs = adata.obs.join(meta, rsuffix="_metadata")
+            overlap = adata.obs.columns.intersection(meta.columns)
+            if len(overlap):
+                # the user passed the table to supply these columns: it wins over the file's own
+                log.warning("%s: columns %s replace those of %s", metadata, _preview(overlap), path)
+            adata.obs = adata.obs.drop(columns=overlap).join(meta.loc[adata.obs_names])
             return adata
         return read_h5ad(path, backed=backed)
     if metadata is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 
+from linsig.data.io import dense_matrix
 from linsig.errors import LinsigInputError
 
 
@@ -116,7 +117,7 @@ def preprocess(adata: ad.AnnData, n_top_genes: int | None = 5000, scale: bool = 
     Returns a new AnnData (float32); ``None`` keeps all genes. Provenance goes to
     ``uns["linsig"]["preprocessing"]``.
     """
-    X = np.asarray(adata.X)
+    X = dense_matrix(adata)
     stats = GeneStats.of(X)
     keep = top_variable_genes(stats, n_top_genes) if n_top_genes else np.arange(X.shape[1])
     if scale:

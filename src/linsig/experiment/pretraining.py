@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from linsig import splits
-from linsig.evaluation import Settings, Unit, correct, make_estimator, removed_full, run_unit, score
+from linsig.evaluation import Settings, Unit, correct, make_estimator, removed_full, run_unit, score, skip_reason
 from linsig.splits import three_way_split
 from linsig.tasks import Task
 
@@ -48,11 +48,17 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
         X_va = correct(signal, X[val], y[val], g[val]) if any(
             r["signal"] == signal and r["status"] == "ok" for r in scratch_rows) else None
         pretrained = None
+        # e.g. every pretraining study holds one class: the twin cannot be pretrained, the scratch copy still counts
+        pre_reason = skip_reason(signal, y[pre], y[val], g[pre], g[val], train_name="pretraining")
         for row in (r for r in scratch_rows if r["signal"] == signal):
             twin = dict(row, pretraining="pretrained", n_pretrain=len(pre), fit_seconds=0.0)
             row["n_pretrain"] = 0
             out += [row, twin]
             if row["status"] != "ok":
+                continue
+            if pre_reason:
+                twin.update(status="skipped", skip_reason=pre_reason, balanced_accuracy=np.nan, accuracy=np.nan,
+                            epochs_trained=0, best_epoch=0)
                 continue
             idx = subsets[row["train_fraction"]]
             X_tr = correct(signal, X[idx], y[idx], g[idx])
