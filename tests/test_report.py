@@ -154,6 +154,33 @@ def test_signal_verdict_without_a_non_linear_model_is_not_tested():
     assert verdict(df).answer_b == NOT_TESTED
 
 
+def test_holm_adjustment():
+    from linsig.report import holm
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5] and holm([0.4, 0.9]) == pytest.approx([0.8, 0.9])
+    adj = holm([np.nan, 0.02])
+    assert np.isnan(adj[0]) and adj[1] == pytest.approx(0.02)
+
+
+def test_weak_signal_in_one_of_several_networks_is_held_to_the_adjusted_p():
+    # each network's excess has one-sided p ~ 0.03: enough for one model tested alone, not for
+    # the claim "some network is above chance" when two were tested (Holm: ~0.065)
+    z = np.array([-1.5, -1.0, -0.5, -0.2, 0.0, 0.1, 0.3, 0.6, 1.0, 1.2])
+    z = (z - z.mean()) / z.std(ddof=1)
+    excess = 0.02 + 0.0301 * z
+    rows = [dict(dataset="d", task="t", model=model, seed=i, fold=0, signal="removed", train_fraction=1.0,
+                 n_train=100, balanced_accuracy=0.5 + (e if model in ("mlp3", "mlp5") else 0.0), n_classes=2)
+            for model in ("logreg", "mlp3", "mlp5") for i, e in enumerate(excess)]
+    df = pd.DataFrame(rows)
+    one = only_group(nonlinear_signal_test(df[df.model != "mlp5"]))
+    assert one["models"][1]["p_value"] == pytest.approx(stats.t.sf(0.02 / (0.0301 / np.sqrt(10)), 9))
+    assert one["models"][1]["p_value"] < 0.05 and one["verdict"] == SIGNAL
+    two = only_group(nonlinear_signal_test(df))
+    assert all(0.05 < m["p_adjusted"] < 0.1 for m in two["models"] if not m["linear"])
+    assert two["verdict"] == NO_SIGNAL
+
+
 def test_no_removed_rows_cannot_be_answered():
     res = nonlinear_signal_test(LOSS)
     assert not res["available"] and "--signal none,removed" in res["message"]
