@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import anndata as ad
 import h5py
 import numpy as np
@@ -137,6 +139,22 @@ def test_incomplete_input_leaves_no_output(tmp_path, data):
             w.write_genes(0, X[:, :10].T)
             w.finish()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_raw_store_of_a_killed_build_is_removed_by_the_next(tmp_path, data):
+    import subprocess
+    import sys
+
+    X, obs, var = data
+    out = tmp_path / "c.h5ad"
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    stranded = tmp_path / f".c.h5ad.pid{dead}.abc123.raw.h5"  # what a SIGKILLed build leaves
+    stranded.write_bytes(b"x" * 1000)
+    live = tmp_path / f".c.h5ad.pid{os.getpid()}.def456.raw.h5"  # a build still running
+    live.write_bytes(b"y")
+    _write(out, X, obs, var, "genes")
+    assert not stranded.exists() and live.exists()
 
 
 def test_non_finite_values_rejected(tmp_path, data):

@@ -184,6 +184,15 @@ def test_yaml_file_and_cli_error_exit(tmp_path):
     assert res.exit_code == 1 and "bad.yaml: settings.batch: unknown key" in res.output
     res = CliRunner().invoke(main, ["experiment", "run", "no-such-preset", "--dry-run"])
     assert res.exit_code == 1 and "no experiment file or preset 'no-such-preset'" in res.output
+    res = CliRunner().invoke(main, ["experiment", "run", str(tmp_path / "missing.toml"), "--dry-run"])
+    assert res.exit_code == 1 and "missing.toml: no such experiment file" in res.output
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fig4-simulated").mkdir()  # e.g. the preset's own --out folder, from an earlier run
+    res = CliRunner().invoke(main, ["experiment", "run", "fig4-simulated", "--dry-run"])
+    assert res.exit_code == 0 and "units: 180" in res.output
 
 
 def test_unit_keys_cover_the_full_specification(tiny, tmp_path):

@@ -52,8 +52,9 @@ PRESETS: dict[str, TaskPreset] = {
                                       description="Recount3: the 21 tissues with at least 10 studies (Fig 3B)"),
     "sex": TaskPreset("sex", "study", classes=("female", "male"),
                       description="Recount3 samples with Flynn et al. metadata sex labels (Fig 3C)"),
-    "pretraining": TaskPreset("tissue", "study", classes=PRETRAINING_TISSUES,
-                              description="Recount3: Blood, Breast, Brain, Kidney, Lung (S4 pretraining)"),
+    "pretraining": TaskPreset("tissue", "study", pairs_of=PRETRAINING_TISSUES,
+                              description="Recount3: every pair of Blood, Breast, Brain, Kidney, Lung "
+                                          "(the paper code's transfer pairs)"),
 }
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -45,6 +46,7 @@ from tqdm.auto import tqdm
 
 from linsig.data.preprocess import GeneStats, top_variable_genes
 from linsig.errors import LinsigInputError
+from linsig.system import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,9 @@ class CompendiumWriter:
 
         self.out.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tmp_dir) if tmp_dir else self.out.parent
-        fd, name = tempfile.mkstemp(prefix=f".{self.out.name}.", suffix=".raw.h5", dir=tmp_dir)
+        _remove_stranded_raw_stores(self.out, tmp_dir)
+        # the pid in the name lets a later build recognise this store as stranded if we are killed
+        fd, name = tempfile.mkstemp(prefix=f".{self.out.name}.pid{os.getpid()}.", suffix=".raw.h5", dir=tmp_dir)
         os.close(fd)
         self._raw_path = Path(name)
         # A chunk cache that holds one output row block of the raw store keeps both gene-block
@@ -351,7 +355,23 @@ class CompendiumWriter:
             write_elem(f, name, {})
         f.close()
         self.keep_raw.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(self._raw_path, self.keep_raw)  # rename when on the same file system
+        # across file systems move() copies: into a .partial, so a cut copy never looks finished
+        partial = self.keep_raw.with_name(self.keep_raw.name + ".partial")
+        shutil.move(self._raw_path, partial)
+        os.replace(partial, self.keep_raw)
+
+
+def _remove_stranded_raw_stores(out: Path, tmp_dir: Path) -> None:
+    """Delete raw stores of ``out`` left by builds that were killed (their pid is gone).
+
+    A raw store holds the whole unscaled matrix (GB for GTEx, far more for Recount3); one
+    stranded per killed build would fill the disk. Stores of live builds are left alone.
+    """
+    for path in Path(tmp_dir).glob(f".{out.name}.pid*.raw.h5"):
+        match = re.match(rf"\.{re.escape(out.name)}\.pid(\d+)\.", path.name)
+        if match and not pid_alive(int(match.group(1))):
+            log.info("removing %s, left by a build that was killed", path)
+            path.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------

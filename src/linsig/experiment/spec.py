@@ -97,10 +97,11 @@ def preset_path(name: str) -> Path:
 def locate(source: str | os.PathLike) -> Path:
     """A path to an experiment file, or the file of the shipped preset with that name."""
     path = Path(source)
-    if path.suffix.lower() in SUFFIXES or path.exists():
-        if not path.is_file():
-            raise LinsigInputError(f"{path}: no such experiment file")
+    if path.is_file():
         return path
+    if path.suffix.lower() in SUFFIXES:
+        raise LinsigInputError(f"{path}: no such experiment file")
+    # a folder named like the preset (often the preset's own --out) must not hide the preset
     return preset_path(str(source))
 
 

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from linsig import __version__
 from linsig.evaluation import results_frame
 from linsig.results import atomic_write_bytes, write_run
+from linsig.system import pid_alive
 
 UNITS_DIR = "units"
 MANIFEST = "experiment.json"
@@ -41,16 +42,6 @@ LOG = "units.log"
 META_KEY, META_ROWS = b"linsig.unit", b"linsig.rows"
 SORT_COLUMNS = ["dataset", "task", "split", "pretraining", "model", "seed", "fold", "signal", "train_fraction"]
 HOST = socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class UnitStore:
