@@ -11,12 +11,15 @@ It serves real files over loopback so that :mod:`linsig.data.download` runs its 
         srv.cut("mirror/a.txt", after=3)            # next request sends 3 bytes, then hangs up
         srv.stall("mirror/a.txt", seconds=5)        # next request waits 5 s before answering
         srv.no_range("mirror/a.txt")                # ignore Range: always 200 + whole file
+        srv.no_length("mirror/a.txt")               # no Content-Length: the body ends when the connection closes
+        srv.ignore_if_range("mirror/a.txt")         # answer Range with 206 even if If-Range no longer matches
         fetch(srv.url_for("mirror/a.txt"), dest)
         srv.requests_for("mirror/a.txt")            # [Request(method, path, headers, status), …]
         srv.reset()                                 # drop all fail/stall/cut/no_range rules
 
 Missing files answer 404. ``Range: bytes=N-`` / ``bytes=N-M`` get ``206`` with
-``Content-Range``; a start past the end gets ``416``. Paths are relative to the server root
+``Content-Range``; a start past the end gets ``416``. Every file has a strong ``ETag`` (a hash of
+its bytes); an ``If-Range`` that does not match it gets ``200`` with the whole file, as RFC 9110 says. Paths are relative to the server root
 (no leading slash). Misbehaviours are consumed per request, in the order
 fail → stall → cut; ``times=None`` makes one permanent.
 
@@ -26,6 +29,7 @@ folder (``srv.root``); import it into a test module with ``from http_server impo
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import urllib.parse
@@ -62,6 +66,8 @@ class _State:
     files: dict[str, bytes] = field(default_factory=dict)
     rules: dict[str, list[_Rule]] = field(default_factory=dict)
     no_range: set[str] = field(default_factory=set)
+    no_length: set[str] = field(default_factory=set)
+    ignore_if_range: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -118,7 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._empty(record, 404)
 
         start, end, status = 0, len(data), 200
+        etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
         rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if if_range and if_range != etag and path not in self.state.ignore_if_range:
+            rng = None  # the client's partial copy is of another version: send the whole file
         if rng and path not in self.state.no_range:
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
             if m:
@@ -129,13 +139,19 @@ class _Handler(BaseHTTPRequestHandler):
                 status = 206
         record.status = status
         self.send_response(status)
-        self.send_header("Content-Length", str(end - start))
+        no_length = path in self.state.no_length
+        if no_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(end - start))
+        self.send_header("ETag", etag)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
         cut = self.state.take(path, "cut")
-        if cut is not None:
+        if cut is not None and not no_length:
             self.send_header("Connection", "close")
         self.end_headers()
         if head:
@@ -224,11 +240,21 @@ class LocalServer:
         """Ignore ``Range`` for ``path``: always answer 200 with the whole file."""
         self.state.no_range.add(path.lstrip("/"))
 
+    def no_length(self, path: str) -> None:
+        """Send ``path`` without ``Content-Length``: the body ends when the connection closes."""
+        self.state.no_length.add(path.lstrip("/"))
+
+    def ignore_if_range(self, path: str) -> None:
+        """Honour ``Range`` for ``path`` even when ``If-Range`` names another version."""
+        self.state.ignore_if_range.add(path.lstrip("/"))
+
     def reset(self) -> None:
-        """Forget all misbehaviour rules (fail/stall/cut/no_range); files and the log stay."""
+        """Forget all misbehaviour rules; files and the log stay."""
         with self.state.lock:
             self.state.rules.clear()
             self.state.no_range.clear()
+            self.state.no_length.clear()
+            self.state.ignore_if_range.clear()
 
     # inspection -----------------------------------------------------------------------------
     @property

@@ -47,10 +47,59 @@ def test_interrupted_download_resumes_with_range(local_server, tmp_path):
 def test_existing_partial_is_resumed(local_server, tmp_path):
     url = _serve(local_server)
     dest = tmp_path / "file.bin"
-    dest.with_name("file.bin.partial").write_bytes(PAYLOAD[:1234])
+    local_server.cut("data/file.bin", after=1234)
+    with pytest.raises(DownloadError):  # an earlier run, interrupted for good
+        fetch(url, dest, **{**FAST, "retries": 0})
+    assert dest.with_name("file.bin.partial").stat().st_size == 1234 and not dest.exists()
     fetch(url, dest, **FAST)
-    assert local_server.requests_for("data/file.bin")[0].headers["Range"] == "bytes=1234-"
+    first, resumed = local_server.requests_for("data/file.bin")
+    assert resumed.headers["Range"] == "bytes=1234-" and resumed.status == 206
+    assert resumed.headers["If-Range"] == '"' + hashlib.sha1(PAYLOAD).hexdigest()[:16] + '"'  # the server's ETag
     assert dest.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]  # partial and its sidecar gone
+
+
+def test_partial_of_unknown_origin_is_not_spliced(local_server, tmp_path):
+    url = _serve(local_server)
+    dest = tmp_path / "file.bin"
+    dest.with_name("file.bin.partial").write_bytes(b"A" * 60_000)  # no record of where it came from
+    fetch(url, dest, **FAST)
+    assert "Range" not in local_server.requests_for("data/file.bin")[0].headers
+    assert dest.read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("server_honours_if_range", [True, False])
+def test_file_changed_on_the_server_is_not_spliced(local_server, tmp_path, server_honours_if_range):
+    old, new = b"A" * 100_000, b"B" * 100_000
+    url = _serve(local_server, data=old)
+    dest = tmp_path / "file.bin"
+    local_server.cut("data/file.bin", after=60_000)
+    with pytest.raises(DownloadError):
+        fetch(url, dest, **{**FAST, "retries": 0})
+    _serve(local_server, data=new)  # a new version of the file, same size, same URL
+    if not server_honours_if_range:
+        local_server.ignore_if_range("data/file.bin")
+    fetch(url, dest, **FAST)
+    assert dest.read_bytes() == new
+    statuses = [r.status for r in local_server.requests_for("data/file.bin")[1:]]
+    assert statuses == ([200] if server_honours_if_range else [206, 200])
+
+
+def test_body_without_length_cut_short_is_completed_not_published(local_server, tmp_path):
+    url = _serve(local_server)
+    local_server.no_length("data/file.bin")
+    local_server.cut("data/file.bin", after=100_000)  # the close looks like the end of the body
+    dest = tmp_path / "file.bin"
+    fetch(url, dest, **FAST)
+    reqs = local_server.requests_for("data/file.bin")
+    assert reqs[1].headers["Range"] == "bytes=100000-" and reqs[1].status == 206
+    assert dest.read_bytes() == PAYLOAD
+    # a whole body without a length: the ranged request from its end (416, with the size) confirms it
+    whole = _serve(local_server, "data/whole.bin")
+    local_server.no_length("data/whole.bin")
+    fetch(whole, tmp_path / "whole.bin", **FAST)
+    assert [r.status for r in local_server.requests_for("data/whole.bin")] == [200, 416]
+    assert (tmp_path / "whole.bin").read_bytes() == PAYLOAD
 
 
 def test_server_without_range_support_restarts(local_server, tmp_path):

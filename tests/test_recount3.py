@@ -310,6 +310,15 @@ def test_failed_project_is_reported_and_rerun_fetches_only_it(server, tmp_path):
     assert list(ad.read_h5ad(out).obs_names) == KEPT
 
 
+def test_missing_recount_project_table_only_skips_its_cross_check(server, tmp_path):
+    out = tmp_path / "recount3.h5ad"
+    server.fail(_rel(r3.metadata_path("SRP014565", "recount_project")), times=None, status=404)
+    res = _run([str(out), "--base-url", _base_url(server), "--cache-dir", str(tmp_path / "cache"),
+                "--projects", ",".join(PROJECTS), "--retries", "0"])
+    assert res.exit_code == 0, res.output
+    assert list(ad.read_h5ad(out).obs_names) == KEPT
+
+
 def test_allow_missing_writes_the_rest_and_records_failures(server, tmp_path):
     """Default = every project of the index; SRP009615 is in the index but not on this mirror (404)."""
     out = tmp_path / "recount3.h5ad"

@@ -5,6 +5,11 @@ One entry point, :func:`fetch`, does what a multi-gigabyte download over a flaky
 - skips the download when ``dest`` already exists and verifies (size and/or checksum);
 - streams to ``dest.partial`` and, after an interruption, resumes it with an HTTP ``Range``
   request when the server honours it (``206``) or starts over when it does not (``200``);
+  a sidecar ``dest.partial.json`` records the URL and the file's validator (``ETag`` or
+  ``Last-Modified``), sent as ``If-Range`` and compared on resume, so bytes of another URL or of
+  an older version of the file are never spliced in (without a checksum to catch it);
+- a response without a size (no ``Content-Length``) is confirmed by a second, ranged request
+  from its end before it is published;
 - retries connection errors, timeouts, ``429`` and ``5xx`` with exponential backoff (honouring a
   numeric ``Retry-After``), but not ``404`` and other client errors, which will not get better;
 - verifies the size and checksums and only then ``os.replace``-s the file into place, so a file
@@ -23,6 +28,7 @@ body is read without content decoding, so a ``.gz`` file stays gzipped and byte 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -132,12 +138,55 @@ def _content_range_total(value: str) -> tuple[int | None, int | None]:
     return start, total
 
 
-def _attempt(url: str, partial: Path, session: requests.Session, timeout: float, progress: bool) -> _Attempt:
-    """Download (the rest of) ``url`` into ``partial``; raise :class:`_Retryable` or DownloadError."""
+def _sidecar(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".json")
+
+
+def _discard(partial: Path) -> None:
+    partial.unlink(missing_ok=True)
+    _sidecar(partial).unlink(missing_ok=True)
+
+
+def _read_sidecar(partial: Path) -> dict | None:
+    try:
+        meta = json.loads(_sidecar(partial).read_text())
+        return meta if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _validators(resp: requests.Response) -> dict:
+    etag = resp.headers.get("ETag")
+    return {"etag": etag if etag and not etag.startswith("W/") else None,  # If-Range needs a strong ETag
+            "last_modified": resp.headers.get("Last-Modified")}
+
+
+def _changed(meta: dict, resp: requests.Response) -> bool:
+    """Whether the server's file differs from the one the partial bytes came from."""
+    now = _validators(resp)
+    return any(meta.get(k) and now[k] and meta[k] != now[k] for k in ("etag", "last_modified"))
+
+
+def _attempt(url: str, partial: Path, session: requests.Session, timeout: float, progress: bool,
+             guarded: bool = False) -> _Attempt:
+    """Download (the rest of) ``url`` into ``partial``; raise :class:`_Retryable` or DownloadError.
+
+    ``guarded``: a checksum will verify the result, so bytes of unknown origin may be resumed.
+    """
     offset = partial.stat().st_size if partial.exists() else 0
+    meta = _read_sidecar(partial) if offset else None
+    if offset and not guarded and (meta is None or meta.get("url") != url):
+        # Bytes from another URL (or of unknown origin): splicing them with this URL's bytes could
+        # publish a mixed file of the right size.
+        log.info("%s: partial download of unknown origin; starting over", partial)
+        _discard(partial)
+        offset, meta = 0, None
     headers = {"Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        validator = (meta or {}).get("etag") or (meta or {}).get("last_modified")
+        if validator:
+            headers["If-Range"] = validator  # a server whose file changed answers 200 with all of it
     try:
         resp = session.get(url, headers=headers, stream=True, timeout=timeout)
     except requests.exceptions.Timeout as exc:
@@ -150,9 +199,9 @@ def _attempt(url: str, partial: Path, session: requests.Session, timeout: float,
         if status == 416 and offset:
             # Our partial is at or past the end: it is complete if the server says so, else junk.
             _, total = _content_range_total(resp.headers.get("Content-Range", ""))
-            if total == offset:
+            if total == offset and not (meta and _changed(meta, resp)):
                 return _Attempt(total=total)
-            partial.unlink()
+            _discard(partial)
             raise _Retryable(f"server rejected resuming at byte {offset}; restarting")
         if status == 404 or status == 410:
             raise DownloadError(f"{url}: not found (HTTP {status})")
@@ -165,8 +214,11 @@ def _attempt(url: str, partial: Path, session: requests.Session, timeout: float,
             start, total = _content_range_total(resp.headers.get("Content-Range", ""))
             if start != offset:
                 # A server that answers a different range than asked: do not splice it in.
-                partial.unlink(missing_ok=True)
+                _discard(partial)
                 raise _Retryable(f"server answered range starting at {start}, asked {offset}; restarting")
+            if meta and _changed(meta, resp):  # a server that ignored If-Range
+                _discard(partial)
+                raise _Retryable("the file changed on the server since the partial download; restarting")
             mode = "ab"
         else:  # 200: the server ignored Range (or there was none): start over
             if offset:
@@ -174,6 +226,9 @@ def _attempt(url: str, partial: Path, session: requests.Session, timeout: float,
             offset, mode = 0, "wb"
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+        if mode == "wb" or meta is None or meta.get("url") != url:
+            _sidecar(partial).parent.mkdir(parents=True, exist_ok=True)
+            _sidecar(partial).write_text(json.dumps({"url": url, **_validators(resp), "total": total}))
 
         received = _stream_body(resp, partial, mode, offset, total, timeout, progress)
     if total is not None and offset + received < total:
@@ -267,8 +322,15 @@ def fetch(
     partial = dest.with_name(dest.name + ".partial")
     own_session = session is None
     session = session or requests.Session()
+    guarded = bool(md5 or sha256)
     try:
-        attempt = _with_retries(url, partial, session, retries, backoff, timeout, progress)
+        attempt = _with_retries(url, partial, session, retries, backoff, timeout, progress, guarded)
+        if attempt.total is None and expected_size is None and not guarded:
+            # No size announced: an early close looked like the end. Ask for the bytes after ours;
+            # the answer (416 with the size, or 206 with the rest) confirms or completes the file.
+            attempt = _with_retries(url, partial, session, retries, backoff, timeout, progress, guarded)
+            if attempt.total is None:
+                log.warning("%s announces no size and does not resume: the size of %s is not verified", url, dest)
     finally:
         if own_session:
             session.close()
@@ -277,14 +339,15 @@ def fetch(
         expected_size = attempt.total
     reason = _mismatch(partial, expected_size, md5, sha256)
     if reason is not None:
-        partial.unlink(missing_ok=True)
+        _discard(partial)
         raise DownloadError(f"{url}: {reason}; the partial download was deleted")
     os.replace(partial, dest)
+    _sidecar(partial).unlink(missing_ok=True)
     log.info("downloaded %s -> %s", url, dest)
     return dest
 
 
-def _with_retries(url, partial, session, retries, backoff, timeout, progress) -> _Attempt:
+def _with_retries(url, partial, session, retries, backoff, timeout, progress, guarded=False) -> _Attempt:
     """Run attempts until one succeeds; DownloadError after ``retries`` extra tries."""
     last: _Retryable | None = None
     for k in range(retries + 1):
@@ -294,7 +357,7 @@ def _with_retries(url, partial, session, retries, backoff, timeout, progress) ->
             log.warning("%s: %s; retry %d/%d in %.1f s", url, last, k, retries, wait)
             time.sleep(wait)
         try:
-            return _attempt(url, partial, session, timeout, progress)
+            return _attempt(url, partial, session, timeout, progress, guarded)
         except _Retryable as exc:
             last = exc
     raise DownloadError(f"{url}: {last} (gave up after {retries + 1} attempts)")
@@ -322,6 +385,6 @@ def fetch_first(urls: Sequence[str], dest: str | Path, **kwargs) -> Path:
             if i + 1 < len(urls):
                 log.warning("%s; trying the next mirror", exc)
                 if not (kwargs.get("md5") or kwargs.get("sha256")):
-                    partial.unlink(missing_ok=True)
+                    _discard(partial)
     joined = "\n  ".join(errors)
     raise DownloadError(f"could not download {dest.name} from any of {len(urls)} mirror(s):\n  {joined}")

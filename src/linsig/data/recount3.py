@@ -485,7 +485,13 @@ def fetch_and_process_project(
     """Download (cached) and process one project; re-download once if a file cannot be parsed."""
     paths = project_paths(project)
     for attempt in (0, 1):
-        local = {name: mirror.get(rel, refresh=attempt > 0) for name, rel in paths.items()}
+        local = {name: mirror.get(rel, refresh=attempt > 0) for name, rel in paths.items() if name != "recount_project"}
+        try:
+            # recount_project only cross-checks the run list: its loss must not cost the project
+            local["recount_project"] = mirror.get(paths["recount_project"], refresh=attempt > 0)
+        except DownloadError as exc:
+            log.warning("%s: skipping the recount_project cross-check (%s)", project, exc)
+            local["recount_project"] = None
         try:
             result = process_project(
                 project, local["gene_sums"], local["recount_pred"], local["recount_project"], annotation, max_sparsity
@@ -498,7 +504,8 @@ def fetch_and_process_project(
             raise
     if not keep_raw:
         for p in local.values():
-            Path(p).unlink(missing_ok=True)
+            if p is not None:
+                Path(p).unlink(missing_ok=True)
     return result
 
 
