@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -183,3 +187,13 @@ def test_study_signal_mode_removes_group_effect():
     rows = run_unit(single, Unit("logreg", 0, 0), Settings(models=("logreg",), n_folds=3, seeds=(0,), fractions=(1.0,),
                                                          signals=("study",), tuning="off", max_epochs=2))
     assert rows[0]["status"] == "skipped" and "own group" in rows[0]["skip_reason"]
+
+
+def test_keep_freed_memory_is_on_for_runners_and_can_be_turned_off():
+    code = ("from linsig.system import keep_freed_memory as k; a = k(); b = k(); "
+            "import linsig.system as s; print(a, b, s._HEAP_KEPT)")
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert on == ["True", "True", "True"]  # glibc on Linux; idempotent
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LINSIG_KEEP_FREED_MEMORY": "0"}).stdout.split()
+    assert off == ["False", "False", "False"]

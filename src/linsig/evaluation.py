@@ -23,6 +23,7 @@ from linsig.training import resolve_device
 from linsig.tuning import get_preset, tune
 
 from linsig.signal import SIGNAL_MODES as SIGNALS  # one list of modes, owned by the signal module
+from linsig.system import keep_freed_memory
 
 RESULT_COLUMNS = (
     "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
@@ -143,6 +144,7 @@ def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     """Tune once, then train and score ``unit.model`` for every fraction and signal mode."""
     import torch
 
+    keep_freed_memory()  # reuse freed gradient buffers instead of faulting them in at every step
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
