@@ -96,7 +96,7 @@ def tune(estimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, pre
     for params in candidates(preset, seed):
         losses = []
         for inner_train, inner_val in folds:
-            if np.unique(y[inner_train]).size < 2 or len(inner_val) == 0:
+            if np.unique(y[inner_train]).size < 2:
                 continue
             model = clone(estimator).set_params(**params)
             model.fit(X[inner_train], y[inner_train], groups=None if groups is None else groups[inner_train])
