@@ -117,6 +117,15 @@ def small_experiment(tmp_path, text=EXPERIMENT, name="small.toml") -> Path:
     return path
 
 
+def with_line(table: str, line: str) -> str:
+    """EXPERIMENT with ``line`` (``key = value``) set in ``[table]``, replacing the key there if present."""
+    key = line.split("=")[0].strip()
+    head, _, rest = EXPERIMENT.partition(f"[{table}]\n")
+    body, sep, tail = rest.partition("\n\n")
+    body = "\n".join([x for x in body.splitlines() if x.split("=")[0].strip() != key] + [line])
+    return f"{head}[{table}]\n{body}{sep}{tail}"
+
+
 # --- 1. figures made from other results are redrawn ------------------------------------------
 
 def _levels(dataset):
@@ -501,7 +510,7 @@ def test_settings_are_validated_in_one_place(kwargs, field):
     ("seeds = [0, 0]", r"settings\.seeds"), ("lr = -1.0", r"settings\.lr"),
 ])
 def test_experiment_file_settings_are_validated(tmp_path, line, key):
-    path = small_experiment(tmp_path, EXPERIMENT.replace('device = "cpu"', f'device = "cpu"\n{line}'))
+    path = small_experiment(tmp_path, with_line("settings", line))
     with pytest.raises(LinsigInputError, match=rf"small\.toml: {key}"):
         load_experiment(path)
 
@@ -511,8 +520,7 @@ def test_experiment_file_settings_are_validated(tmp_path, line, key):
     ("shift = nan", "shift"), ("seed = -1", "seed"),
 ])
 def test_simulation_parameters_are_checked_when_the_file_is_read(tmp_path, line, key):
-    path = small_experiment(tmp_path, EXPERIMENT.replace("groups = 8", f"groups = 8\n{line}" if "groups" not in line
-                                                         else line))
+    path = small_experiment(tmp_path, with_line("data.sim", line))
     with pytest.raises(LinsigInputError, match=rf"data\.sim\.{key}"):
         load_experiment(path, check_files=False)
 
