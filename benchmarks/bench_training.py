@@ -23,12 +23,12 @@ import time
 import numpy as np
 import torch
 
-from linsig.models import MODELS, make_model
+from linsig.models import PAPER_MODELS, make_model
 
 
 def time_fit(name: str, X, y, epochs: int, threads: int, device: str) -> float:
     torch.set_num_threads(threads)
-    model = make_model(name, max_epochs=epochs, validation_fraction=0, device=device, random_state=0)
+    model = make_model(name, "paper", max_epochs=epochs, validation_fraction=0, device=device, random_state=0)
     model.fit(X[:64], y[:64])  # warm-up: allocator, kernels
     start = time.perf_counter()
     model.fit(X, y)
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=800)
     parser.add_argument("--genes", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=",".join(PAPER_MODELS))
     parser.add_argument("--heap", action="store_true", help="compare malloc settings (see above)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one model in this process
     args = parser.parse_args()

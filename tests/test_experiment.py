@@ -43,6 +43,7 @@ groups = 10
 seed = 1
 
 [settings]
+recipe = "paper"
 models = ["logreg", "mlp3"]
 seeds = [0, 1]
 folds = 3
@@ -54,7 +55,7 @@ batch_size = 16
 device = "cpu"
 """
 N_UNITS = 2 * 2 * 2 * 3  # datasets × models × seeds × folds
-TIMING = ["fit_seconds"]
+TIMING = ["fit_seconds", "tune_seconds"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -105,19 +106,29 @@ def test_dry_run_counts_units_and_trainings(tiny, tmp_path):
     res = CliRunner().invoke(main, ["experiment", "run", str(tiny), "--dry-run"])
     assert res.exit_code == 0, res.output
     assert f"units: {N_UNITS}\n" in res.output
-    assert f"trainings: {N_UNITS * 2 * 2} " in res.output  # units × fractions × signals, no tuning
+    # units × fractions × signals, no tuning; the paper recipe's logreg units add the converged
+    # reference: per signal, one warm-started penalty path over 3 inner folds and one fit per fraction
+    reference = 2 * (2 + 3)
+    assert f"trainings: {N_UNITS * 2 * 2 + N_UNITS // 2 * reference} " in res.output
     # fast tuning: 3 × 2 grid × 3 inner folds = 18 fits per unit; CLI grid options override the file
     res = CliRunner().invoke(main, ["experiment", "run", str(tiny), "--dry-run", "--tuning", "fast", "--seeds", "0"])
     assert f"units: {N_UNITS // 2}\n" in res.output
-    assert f"trainings: {N_UNITS // 2 * (4 + 18)} " in res.output
+    assert f"trainings: {N_UNITS // 2 * (4 + 18) + N_UNITS // 4 * reference} " in res.output
     # --set on a dotted key, and split lists expand the grid
     res = CliRunner().invoke(main, ["experiment", "run", str(tiny), "--dry-run", "--set", "settings.split=[study, sample]",
                                     "--set", "settings.tuning=paper"])
-    assert f"units: {N_UNITS * 2}\n" in res.output and f"trainings: {N_UNITS * 2 * (4 + 100)} " in res.output
+    assert f"units: {N_UNITS * 2}\n" in res.output
+    assert f"trainings: {N_UNITS * 2 * (4 + 100) + N_UNITS * reference} " in res.output
+    # the strong recipe searches once per signal mode: logreg one penalty path, mlp3 two learning rates
+    res = CliRunner().invoke(main, ["experiment", "run", str(tiny), "--dry-run", "--recipe", "strong",
+                                    "--tuning", "fast", "--seeds", "0"])
+    assert "tuning logreg: 1 candidate runs × 3 inner folds × 2 search(es)" in res.output
+    assert "tuning mlp3: 2 candidate runs × 3 inner folds × 2 search(es)" in res.output
+    assert f"trainings: {N_UNITS // 4 * (4 + 6) + N_UNITS // 4 * (4 + 12)} " in res.output
     # pretraining: one unit per (model, repetition); two copies per fraction and one pretraining fit per signal
     pre = write(tmp_path / "pre.toml", TINY + "\n[pretraining]\n")
     exp = load_experiment(pre)
-    assert len(expand(exp)) == 2 * 2 * 2 and trainings(expand(exp)[0]) == 2 * 4 + 2
+    assert len(expand(exp)) == 2 * 2 * 2 and trainings(expand(exp)[0]) == 2 * 4 + 2 + reference
     assert not list(tmp_path.glob("*/units"))  # nothing ran
 
 
@@ -472,7 +483,7 @@ def test_pretraining_copies_start_from_identical_weights(monkeypatch):
     monkeypatch.setattr(estimators, "build_network", recording)
     task = make_task(simulate("mixed", 90, 24, n_groups=15, seed=2), "label", "group")
     settings = Settings(models=("mlp3",), seeds=(1,), fractions=(1.0,), signals=("none",), tuning="off",
-                        max_epochs=2, device="cpu")
+                        max_epochs=2, device="cpu", recipe="paper")
     rows = run_pretraining_unit(task, "mlp3", 1, settings)
     assert len(built) == 2  # the scratch copy's network, then the pretrained copy's
     assert built[0].keys() == built[1].keys()

@@ -13,7 +13,7 @@ from linsig.evaluation import Settings, Unit, evaluate, run_unit
 from linsig.errors import LinsigInputError
 from linsig.tasks import make_task
 
-TIMING = ["fit_seconds"]
+TIMING = ["fit_seconds", "tune_seconds"]
 
 
 def _run(args):
@@ -47,12 +47,22 @@ def test_run_same_seed_identical_results(sim_file, tmp_path):
 
 
 def test_run_with_tuning_records_hyperparameters(sim_file, tmp_path):
-    _run(["run", "--data", str(sim_file), "--label", "label", "--group", "group", "--models", "logreg",
-          "--folds", "3", "--seeds", "0", "--fractions", "1", "--epochs", "3", "--tuning", "fast", "--quiet",
-          "--out", str(tmp_path / "t")])
+    import json
+
+    from linsig.models.linear import LOGREG_C
+
+    common = ["run", "--data", str(sim_file), "--label", "label", "--group", "group", "--models", "logreg",
+              "--folds", "3", "--seeds", "0", "--fractions", "1", "--epochs", "3", "--tuning", "fast", "--quiet"]
+    _run(common + ["--recipe", "paper", "--out", str(tmp_path / "t")])
     df = pd.read_parquet(tmp_path / "t/results.parquet")
-    assert set(df.tuning) == {"fast"}
+    assert set(df.tuning) == {"fast"} and set(df.recipe) == {"paper"}
     assert set(df.lr) <= {1e-4, 1e-3, 1e-2} and set(df.weight_decay) <= {1e-6, 1e-3}
+    # the strong recipe records the searched penalty of its converged logreg
+    _run(common + ["--out", str(tmp_path / "s")])
+    df = pd.read_parquet(tmp_path / "s/results.parquet")
+    assert set(df.recipe) == {"strong"} and set(df.tuning) == {"fast"} and df.lr.isna().all()
+    assert {json.loads(p)["C"] for p in df.params} <= set(LOGREG_C[::2])
+    assert (df.tuning_score > 0.5).all() and df.converged.all()
 
 
 def test_one_class_folds_are_skipped_not_crashed():
@@ -88,7 +98,8 @@ def test_chance_level_counts_the_classes_of_the_validation_fold():
 
 def test_diverged_training_is_recorded():
     task = make_task(simulate("linear", 60, 10, n_groups=6, seed=0), "label", "group")
-    settings = dict(models=("logreg",), n_folds=3, seeds=(0,), fractions=(1.0,), tuning="off", max_epochs=5)
+    settings = dict(models=("logreg",), n_folds=3, seeds=(0,), fractions=(1.0,), tuning="off", max_epochs=5,
+                    recipe="paper")
     ok = run_unit(task, Unit("logreg", 0, 0), Settings(**settings))
     broken = run_unit(task, Unit("logreg", 0, 0), Settings(**settings, lr=1e38))  # the loss overflows at once
     assert [r["diverged"] for r in ok] == [False] and [r["diverged"] for r in broken] == [True]
@@ -97,7 +108,13 @@ def test_diverged_training_is_recorded():
 
 def test_settings_validation():
     with pytest.raises(LinsigInputError, match="unknown model"):
-        Settings(models=("rf",))
+        Settings(models=("xgboost",))
+    with pytest.raises(LinsigInputError, match="no paper recipe"):
+        Settings(models=("rbf_svm",), recipe="paper")
+    with pytest.raises(LinsigInputError, match="recipe"):
+        Settings(recipe="fancy")
+    with pytest.raises(LinsigInputError, match="use --recipe paper"):
+        Settings(tuning="paper")  # the paper's protocol belongs to the paper recipe
     with pytest.raises(LinsigInputError, match="signal"):
         Settings(signals=("partial",))
     with pytest.raises(LinsigInputError, match="fractions"):
@@ -110,7 +127,8 @@ def test_run_on_table_input_sample_split(tmp_path):
     a.obs[["label"]].to_csv(tmp_path / "meta.csv")
     _run(["run", "--data", str(tmp_path / "expr.csv"), "--metadata", str(tmp_path / "meta.csv"), "--label", "label",
           "--split", "sample", "--models", "logreg", "--seeds", "0", "--fractions", "1", "--epochs", "30",
-          "--tuning", "off", "--lr", "0.01", "--device", "cpu", "--quiet", "--out", str(tmp_path / "o")])
+          "--recipe", "paper", "--tuning", "off", "--lr", "0.01", "--device", "cpu", "--quiet",
+          "--out", str(tmp_path / "o")])
     df = pd.read_parquet(tmp_path / "o/results.parquet")
     assert set(df.split) == {"sample"} and set(df.device) == {"cpu"} and set(df.lr) == {0.01}
     assert df.balanced_accuracy.mean() > 0.9

@@ -1,26 +1,34 @@
 """Cross-validated evaluation: the grid of (model, seed, fold, training size, signal mode).
 
-The unit of work is one (task, model, seed, fold): hyperparameters are tuned once on the outer
-training fold (uncorrected data, as in the paper), then the model is trained and scored for every
-training-set fraction and every signal mode. :func:`run_unit` computes one unit and is what the
-experiment runners distribute; :func:`evaluate` runs a whole grid in this process.
+The unit of work is one (task, model, seed, fold). Its hyperparameters are tuned by nested
+group-wise CV on the outer training fold — by the ``strong`` recipe once per signal mode, on that
+mode's own (corrected) data; by the ``paper`` recipe once on the uncorrected data, as the paper
+did — then the model is trained and scored for every training-set fraction and signal mode.
+Whenever the paper recipe trains a linear model, the converged (strong) ``logreg`` is also fitted
+on the same splits (``reference_balanced_accuracy``): the report flags models that fall clearly
+below it as under-trained. :func:`run_unit` computes one unit and is what the experiment runners
+distribute; :func:`evaluate` runs a whole grid in this process.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from linsig import splits
 from linsig.errors import LinsigInputError
-from linsig.models import make_model, parse_models
+from linsig.models import DEFAULT_MODELS, is_linear, make_model
+from linsig.recipes import get_recipe
 from linsig.tasks import Task
 from linsig.training import resolve_device
-from linsig.tuning import get_preset, tune
+from linsig.tuning import tune
 
 from linsig.signal import SIGNAL_MODES as SIGNALS  # one list of modes, owned by the signal module
 from linsig.system import keep_freed_memory
@@ -30,8 +38,8 @@ RESULT_COLUMNS = (
     "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
     "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "classes",
     "balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
-    "lr", "weight_decay", "tuning", "epochs_trained", "best_epoch", "diverged", "fit_seconds", "device",
-    "status", "skip_reason",
+    "recipe", "lr", "weight_decay", "params", "tuning", "tuning_score", "epochs_trained", "best_epoch", "diverged",
+    "converged", "reference_balanced_accuracy", "fit_seconds", "tune_seconds", "device", "status", "skip_reason",
 )
 
 
@@ -39,19 +47,23 @@ RESULT_COLUMNS = (
 class Settings:
     """Everything about a run except the data: the grid and the training recipe."""
 
-    models: tuple[str, ...] = ("logreg", "svm", "mlp3", "mlp5")
+    models: tuple[str, ...] = DEFAULT_MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
     n_folds: int = 5
     fractions: tuple[float, ...] = splits.DEFAULT_FRACTIONS
     split: str = "study"
     signals: tuple[str, ...] = ("none",)
-    tuning: str = "fast"
-    max_epochs: int = 50
-    batch_size: int = 16
-    patience: int = 7
+    # "strong" (every model at its capacity) or "paper" (the paper's exact training); see linsig.recipes
+    recipe: str = "strong"
+    # None / "auto": the recipe's default (strong: full search, ≤ 100 epochs, batch from the data,
+    # patience 10; paper: 25 random trials, 50 epochs, batch 16, patience 7). Set on construction.
+    tuning: str = "auto"
+    max_epochs: int | None = None
+    batch_size: int | None = None
+    patience: int | None = None
     device: str = "auto"
     lr: float | None = None  # used when tuning is off (None: each model's default)
-    weight_decay: float = 0.0
+    weight_decay: float | None = None  # used when tuning is off (None: paper 0, strong the model's default)
     # Threads per training. One by default: mini-batches of 16 gain little from a second
     # thread, oversubscribed CPUs lose 10–40× (measured, see docs/performance.md), and a fixed
     # count keeps results identical bit for bit across machines. Parallelise over units instead.
@@ -59,6 +71,16 @@ class Settings:
 
     def __post_init__(self):
         check_settings(self)  # every field, before any work (linsig.validation)
+        recipe = get_recipe(self.recipe)
+        from linsig.recipes import resolve_tuning
+
+        resolved = {"tuning": resolve_tuning(self.recipe, self.tuning),
+                    "max_epochs": self.max_epochs or recipe.max_epochs,
+                    "batch_size": self.batch_size or recipe.batch_size,
+                    "patience": self.patience or recipe.patience,
+                    "weight_decay": 0.0 if self.weight_decay is None and self.recipe == "paper" else self.weight_decay}
+        for name, value in resolved.items():
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -130,24 +152,34 @@ def skip_reason(signal: str, y_tr, y_va, g_tr, g_va, train_name: str = "training
 
 
 def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
-    """Tune once, then train and score ``unit.model`` for every fraction and signal mode."""
+    """Tune, then train and score ``unit.model`` for every fraction and signal mode."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     keep_freed_memory()  # reuse freed gradient buffers instead of faulting them in at every step
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        return _run_unit(task, unit, settings)
+        with threadpool_limits(settings.threads):  # BLAS/OpenMP of scikit-learn's solvers too
+            return _run_unit(task, unit, settings)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def make_estimator(model: str, settings: Settings, seed: int, n_classes: int, **params):
-    """The estimator a unit trains: the run's recipe, the unit's seed, the task's full label set."""
+def make_estimator(model: str, settings: Settings, seed: int, n_classes: int, recipe: str | None = None, **params):
+    """The estimator a unit trains: the run's recipe, the unit's seed, the task's full label set.
+
+    Every model takes from the run's training setup what it uses (epochs and batch size for the
+    networks, threads for the tree ensembles, nothing of it for the convex solvers).
+    """
     base = dict(max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
                 device=str(resolve_device(settings.device)), random_state=seed, classes=np.arange(n_classes),
-                lr=settings.lr, weight_decay=settings.weight_decay)
-    return make_model(model, **{**base, **params})
+                threads=settings.threads)
+    if settings.lr is not None or (recipe or settings.recipe) == "paper":
+        base["lr"] = settings.lr
+    if settings.weight_decay is not None:
+        base["weight_decay"] = settings.weight_decay
+    return make_model(model, recipe or settings.recipe, **{**base, **params})
 
 
 def chance_balanced_accuracy(y_va: np.ndarray) -> float:
@@ -161,12 +193,71 @@ def chance_balanced_accuracy(y_va: np.ndarray) -> float:
 
 
 def score(model, X_va: np.ndarray, y_va: np.ndarray) -> dict:
-    """Metrics and training length of a fitted model on the held-out set, as result-row fields."""
+    """Metrics and training summary of a fitted model on the held-out set, as result-row fields."""
     pred = model.predict(X_va)
+    params = model.chosen_params()
     return {"balanced_accuracy": float(balanced_accuracy_score(y_va, pred)), "accuracy": float(accuracy_score(y_va, pred)),
-            "epochs_trained": int(model.train_result_.epochs_trained), "best_epoch": int(model.train_result_.best_epoch),
-            # the loss went non-finite: scores come from the best earlier epoch, or from broken weights without one
-            "diverged": bool(model.train_result_.diverged)}
+            # diverged: the loss went non-finite (scores come from the best earlier epoch, or broken weights)
+            **model.fit_summary(),
+            "lr": float(params.get("lr", math.nan)), "weight_decay": float(params.get("weight_decay", math.nan)),
+            "params": json.dumps(params, sort_keys=True)}
+
+
+class _SignalData:
+    """The matrices one signal mode trains and scores on, corrected lazily and once each."""
+
+    def __init__(self, task: Task, signal: str, val_idx: np.ndarray):
+        self.task, self.signal, self.val_idx = task, signal, val_idx
+        self.X = removed_full(task) if signal == "removed_full" else task.X
+        self._val = None
+
+    def subset(self, idx: np.ndarray) -> np.ndarray:
+        return correct(self.signal, self.X[idx], self.task.y[idx], self.task.groups[idx])
+
+    @property
+    def validation(self) -> np.ndarray:
+        if self._val is None:  # the same for every fraction: correct it once
+            self._val = self.subset(self.val_idx)
+        return self._val
+
+    def inner(self, train_idx: np.ndarray):
+        """``prepare`` for tuning on ``train_idx``: inner folds corrected like the outer ones."""
+        y, g = self.task.y, self.task.groups
+
+        def prepare(inner_train, inner_val):
+            tr, va = train_idx[inner_train], train_idx[inner_val]
+            if skip_reason(self.signal, y[tr], y[va], g[tr], g[va]):
+                return None
+            return self.subset(tr), self.subset(va)
+
+        return prepare
+
+
+def _tune(estimator, data: _SignalData, train_idx, split: str, level: str, seed: int, recipe: str):
+    """Nested CV on the outer training fold; the strong recipe tunes on ``data``'s own corrected folds."""
+    task = data.task
+    groups = task.groups[train_idx] if split == "study" else None
+    start = time.perf_counter()
+    if recipe == "paper":  # the paper's protocol: uncorrected data, whatever the signal mode
+        result = tune(estimator, task.X[train_idx], task.y[train_idx], groups, level, seed, split, recipe="paper")
+    else:
+        result = tune(estimator, data.X, task.y[train_idx], groups, level, seed, split, recipe="strong",
+                      prepare=data.inner(train_idx))
+    return result, time.perf_counter() - start
+
+
+def _reference(task, unit, settings, data, train_idx, subsets, y_va):
+    """Balanced accuracy of the converged ``logreg`` on the unit's splits, per fraction (lazily tuned)."""
+    estimator = make_estimator("logreg", settings, unit.seed, task.n_classes, recipe="strong")
+    tuned, _ = _tune(estimator, data, train_idx, settings.split, "full", unit.seed, "strong")
+    estimator.set_params(**tuned.params)
+    out = {}
+    for fraction, idx in subsets.items():
+        if skip_reason(data.signal, task.y[idx], y_va, task.groups[idx], task.groups[data.val_idx]):
+            continue
+        model = clone(estimator).fit(data.subset(idx), task.y[idx])
+        out[fraction] = float(balanced_accuracy_score(y_va, model.predict(data.validation)))
+    return out
 
 
 def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
@@ -174,18 +265,18 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     folds = _folds(task, settings, unit.seed)
     train_idx, val_idx = folds[unit.fold]
     K = task.n_classes
+    recipe = settings.recipe
     estimator = make_estimator(unit.model, settings, unit.seed, K)
     study_groups = task.groups if settings.split == "study" else None
-    tuned = tune(estimator, task.X[train_idx], task.y[train_idx],
-                 None if study_groups is None else study_groups[train_idx], settings.tuning, unit.seed, settings.split)
-    estimator.set_params(lr=tuned.lr, weight_decay=tuned.weight_decay)
-    lr_used = estimator.default_lr if tuned.lr is None else tuned.lr
     subsets = splits.subsample(train_idx, settings.fractions, unit.seed, unit.fold)
     y_va, g_va = task.y[val_idx], task.groups[val_idx]
+    # the paper recipe's linear models are checked against the converged logreg on the same splits
+    check_undertraining = recipe == "paper" and is_linear(unit.model)
+    paper_tuning = None
     rows = []
     for signal in settings.signals:
-        X_base = removed_full(task) if signal == "removed_full" else task.X
-        X_va = None  # the validation fold is the same for every fraction: correct it once, when needed
+        data = _SignalData(task, signal, val_idx)
+        tuned, tune_seconds, reference = None, 0.0, None
         for fraction, idx in subsets.items():
             y_tr, g_tr = task.y[idx], task.groups[idx]
             counts = np.bincount(y_tr, minlength=K)
@@ -197,8 +288,9 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 "n_classes": K, "classes": "|".join(map(str, task.classes)),
                 "balanced_accuracy": np.nan, "accuracy": np.nan, "chance_balanced_accuracy": chance_balanced_accuracy(y_va),
                 "majority_accuracy": float(np.mean(y_va == counts.argmax())),
-                "lr": float(lr_used), "weight_decay": float(tuned.weight_decay), "tuning": settings.tuning,
-                "epochs_trained": 0, "best_epoch": 0, "diverged": False, "fit_seconds": 0.0, "device": device,
+                "recipe": recipe, "lr": np.nan, "weight_decay": np.nan, "params": "", "tuning": settings.tuning,
+                "tuning_score": np.nan, "epochs_trained": 0, "best_epoch": 0, "diverged": False, "converged": True,
+                "reference_balanced_accuracy": np.nan, "fit_seconds": 0.0, "tune_seconds": 0.0, "device": device,
                 "status": "ok", "skip_reason": "",
             }
             reason = skip_reason(signal, y_tr, y_va, g_tr, g_va)
@@ -206,13 +298,23 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 row.update(status="skipped", skip_reason=reason)
                 rows.append(row)
                 continue
-            if X_va is None:
-                X_va = correct(signal, X_base[val_idx], y_va, g_va)
-            X_tr = correct(signal, X_base[idx], y_tr, g_tr)
+            if tuned is None:  # tuned only when some fraction trains: a skipped mode costs nothing
+                if recipe == "paper":
+                    if paper_tuning is None:  # once per unit, on uncorrected data (the paper's protocol)
+                        paper_tuning = _tune(estimator, data, train_idx, settings.split, settings.tuning, unit.seed, recipe)
+                    tuned, tune_seconds = paper_tuning
+                else:
+                    tuned, tune_seconds = _tune(estimator, data, train_idx, settings.split, settings.tuning, unit.seed,
+                                                recipe)
+                estimator.set_params(**tuned.params)
             start = time.perf_counter()
-            model = estimator.fit(X_tr, y_tr, groups=None if study_groups is None else g_tr)
+            model = estimator.fit(data.subset(idx), y_tr, groups=None if study_groups is None else g_tr)
             row["fit_seconds"] = time.perf_counter() - start
-            row.update(score(model, X_va, y_va))
+            row.update(score(model, data.validation, y_va), tuning_score=tuned.score, tune_seconds=tune_seconds)
+            if check_undertraining:
+                if reference is None:
+                    reference = _reference(task, unit, settings, data, train_idx, subsets, y_va)
+                row["reference_balanced_accuracy"] = reference.get(fraction, np.nan)
             rows.append(row)
     return rows
 

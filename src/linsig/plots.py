@@ -47,6 +47,8 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from linsig.errors import LinsigInputError
+from linsig.models import DEFAULT_MODELS as BASE_MODELS
+from linsig.models import LINEAR_MODELS
 from linsig.outputs import atomic_write_bytes, file_sha256
 from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes
 
@@ -54,8 +56,7 @@ log = logging.getLogger(__name__)
 
 FIGURE_INDEX = "index.json"
 
-LINEAR_MODELS = ("logreg", "svm")
-BASE_MODELS = ("logreg", "svm", "mlp3", "mlp5")
+
 
 #: Fixed colours for the paper's models; any other model gets the next free colour of the
 #: palette, by sorted name, so that a model has the same colour in every figure of a run.
@@ -537,7 +538,24 @@ def is_simulated(dataset: str, summary: dict | None = None) -> bool:
 def figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
     """The figures :func:`plot_run` makes for ``df``: dicts with ``name``, ``kind``, ``title``,
     ``caption``, ``maker`` (the figure function), ``data`` (its rows) and a ``make`` callable
-    returning the :class:`Figure`."""
+    returning the :class:`Figure`.
+
+    Results of several training recipes (``recipe`` column) get one set of figures each: a model
+    name means a different training in each, so their curves must not share an axis.
+    """
+    if "recipe" in df.columns and df["recipe"].nunique() > 1:
+        specs = []
+        for recipe, sub in df.groupby("recipe", sort=True):
+            for spec in _figure_specs(sub, summary):
+                spec["name"] = f"{spec['name']}__{_slug(str(recipe))}"
+                spec["title"] = f"{spec['title']}, {recipe} recipe"
+                spec["make"] = (lambda m=spec["maker"], s=spec["data"], t=spec["title"]: m(s, title=t))
+                specs.append(spec)
+        return specs
+    return _figure_specs(df, summary)
+
+
+def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
     df = usable_rows(df)
     specs: list[dict] = []
     if df.empty:

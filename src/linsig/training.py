@@ -1,9 +1,17 @@
-"""The one training loop shared by every linsig model.
+"""The one training loop shared by every linsig network (and the paper's linear models).
 
-Adam, a class-weighted loss, mini-batches, gradient-norm clipping, early stopping on a held-out
-("tune") part with patience and best-weights restore — the paper's recipe
-(shared/spec/anchor-parameters.md). Data stay as tensors on the device for the whole fit; a
-mini-batch is one index_select, never per-sample Python work.
+Both recipes run through :func:`train`:
+
+* the paper's (shared/spec/anchor-parameters.md): Adam, a class-weighted loss, mini-batches of 16,
+  gradient-norm clipping to 0.01, early stopping on a held-out ("tune") part with patience and
+  best-weights restore;
+* the strong recipe's: AdamW (decoupled weight decay), no clipping, a linear warm-up then cosine
+  decay planned over ``planned_epochs``, stopped after ``max_epochs`` (the training length chosen by
+  inner cross-validation), and a ``monitor`` called after every epoch (tuning records the inner
+  validation predictions there and stops runs that no longer improve).
+
+Data stay as tensors on the device for the whole fit; a mini-batch is one index_select, never
+per-sample Python work.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +27,8 @@ import torch
 from torch import nn
 
 LOSSES = ("cross_entropy", "multi_margin")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -30,6 +41,10 @@ class TrainConfig:
     clip_grad_norm: float | None = 0.01
     loss: str = "cross_entropy"
     seed: int = 0
+    optimizer: str = "adam"  # "adamw": weight decay decoupled from the gradient (Loshchilov & Hutter 2019)
+    schedule: str = "constant"  # "cosine": linear warm-up, then cosine decay to 0 over planned_epochs
+    planned_epochs: int | None = None  # length of the cosine schedule (default max_epochs)
+    warmup: float = 0.05  # fraction of the planned steps spent warming up
 
 
 @dataclass
@@ -101,6 +116,29 @@ def mean_loss(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str, n_
     return float(make_loss(loss, class_weights(y, n_classes))(scores, y))
 
 
+def make_optimizer(module: nn.Module, config: TrainConfig, steps_per_epoch: int):
+    """The optimizer and (for the cosine schedule) its per-step learning-rate scheduler."""
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {OPTIMIZERS}")
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {config.schedule!r}; choose one of {SCHEDULES}")
+    kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    # The fused kernel does the update for all parameters in one call: with small batches the
+    # per-step Python overhead, not the arithmetic, dominates small models.
+    optimizer = kind(module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    if config.schedule == "constant":
+        return optimizer, None
+    total = max(1, (config.planned_epochs or config.max_epochs) * steps_per_epoch)
+    warm = max(1, round(config.warmup * total))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, total - warm) / max(1, total - warm)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train(
     module: nn.Module,
     X: torch.Tensor,
@@ -109,22 +147,22 @@ def train(
     config: TrainConfig,
     X_tune: torch.Tensor | None = None,
     y_tune: torch.Tensor | None = None,
+    monitor: Callable[[int, nn.Module], bool] | None = None,
 ) -> TrainResult:
     """Train ``module`` in place; with a tune set, restore the weights of the best tune loss.
 
     ``X``/``y`` (and the tune set) must already be tensors on the module's device. Shuffling uses
     a generator seeded from ``config.seed``; dropout uses torch's global generator, seeded here,
-    so a fit is repeatable bit for bit on the same device and thread count.
+    so a fit is repeatable bit for bit on the same device and thread count. ``monitor(epoch,
+    module)`` runs after every epoch (1-based) and stops training by returning ``True``.
     """
     torch.manual_seed(config.seed)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     weights = class_weights(y, n_classes)
     criterion = make_loss(config.loss, weights)
-    # The fused kernel does Adam's update for all parameters in one call: with batches of 16 the
-    # per-step Python overhead, not the arithmetic, dominates small models.
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     n = X.shape[0]
     bs = max(1, min(config.batch_size, n))
+    optimizer, scheduler = make_optimizer(module, config, math.ceil(n / bs))
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
     early_stopping = X_tune is not None and y_tune is not None and len(y_tune) > 0
 
@@ -146,6 +184,8 @@ def train(
             if config.clip_grad_norm:
                 nn.utils.clip_grad_norm_(params, config.clip_grad_norm, foreach=True)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * idx.numel()
             seen += idx.numel()
         epoch_loss = total / max(seen, 1)
@@ -166,6 +206,8 @@ def train(
                     break
         else:
             result.best_epoch = epoch + 1
+        if monitor is not None and monitor(epoch + 1, module):
+            break
     if early_stopping and best_state is not None:
         module.load_state_dict(best_state)
     module.eval()

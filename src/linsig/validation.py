@@ -4,7 +4,7 @@
 the command line, an experiment file or the Python API is refused the same way and at once,
 instead of as a traceback from inside torch or scikit-learn after hours of training (throwing
 away the units already computed). Models and tuning presets are looked up in their registries
-(:mod:`linsig.models`, :mod:`linsig.tuning`), so adding one needs no change here.
+(:mod:`linsig.models`, :mod:`linsig.recipes`), so adding one needs no change here.
 
 Errors are :class:`InvalidSetting`: the field at fault and the problem, so that each front end
 names it its own way (``--epochs`` on the command line, ``settings.epochs`` in a file).
@@ -69,10 +69,10 @@ def _at_least(field: str, value, low: int) -> None:
 
 def check_settings(settings) -> None:
     """Raise :class:`InvalidSetting` for the first bad field of ``settings``."""
-    from linsig.models import parse_models
+    from linsig.models import get_family
+    from linsig.recipes import TUNINGS, get_recipe, resolve_tuning
     from linsig.signal import SIGNAL_MODES
     from linsig.splits import SPLITS
-    from linsig.tuning import get_preset
 
     def registered(field, lookup):
         def check(value):
@@ -82,8 +82,11 @@ def check_settings(settings) -> None:
                 raise InvalidSetting(field, str(exc)) from None
         return check
 
-    _list("models", settings.models, registered("models", lambda m: parse_models([m])))
-    registered("tuning", get_preset)(settings.tuning)
+    registered("recipe", get_recipe)(settings.recipe)
+    _list("models", settings.models, registered("models", lambda m: get_family(m).estimator_class(settings.recipe)))
+    if settings.tuning not in TUNINGS:
+        raise InvalidSetting("tuning", f"unknown tuning {settings.tuning!r}; choose from {', '.join(TUNINGS)}")
+    registered("tuning", lambda t: resolve_tuning(settings.recipe, t))(settings.tuning)
 
     def signal(value):
         if value not in SIGNAL_MODES:
@@ -96,9 +99,10 @@ def check_settings(settings) -> None:
     _list("fractions", settings.fractions, _fraction)
     _at_least("n_folds", settings.n_folds, 2)
     for field in ("max_epochs", "batch_size", "patience", "threads"):
-        _at_least(field, getattr(settings, field), 1)
+        if getattr(settings, field) is not None or field == "threads":  # None: the recipe's default
+            _at_least(field, getattr(settings, field), 1)
     if settings.lr is not None and not (_is_real(settings.lr) and math.isfinite(settings.lr) and settings.lr > 0):
         raise InvalidSetting("lr", f"the learning rate must be a positive number, got {settings.lr!r}")
     wd = settings.weight_decay
-    if not (_is_real(wd) and math.isfinite(wd) and wd >= 0):
+    if wd is not None and not (_is_real(wd) and math.isfinite(wd) and wd >= 0):
         raise InvalidSetting("weight_decay", f"must be a number of at least 0, got {wd!r}")

@@ -9,7 +9,7 @@ import click
 from linsig.cli.options import grid_options
 
 # grid_options parameter -> settings key of an experiment file
-_GRID_KEYS = {"models": "models", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
+_GRID_KEYS = {"models": "models", "recipe": "recipe", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
               "signals": "signals", "tuning": "tuning", "max_epochs": "epochs", "batch_size": "batch_size",
               "patience": "patience", "device": "device", "lr": "lr", "weight_decay": "weight_decay",
               "threads": "threads"}
@@ -41,8 +41,7 @@ def _overrides(ctx: click.Context, assignments) -> dict:
 
 
 def _dry_run(exp) -> None:
-    from linsig.experiment.units import canonical_json, expand, trainings, tuning_fits
-    from linsig.tuning import get_preset
+    from linsig.experiment.units import canonical_json, expand, trainings, tuning_plan
 
     units = expand(exp)
     total = sum(trainings(u) for u in units)
@@ -54,13 +53,15 @@ def _dry_run(exp) -> None:
                + ("pretraining repetitions" if exp.pretraining else f"folds: {s.n_folds}"))
     click.echo(f"units: {len(units)}")
     per_unit = len(s.fractions) * len(s.signals)
-    preset = get_preset(s.tuning)
-    tuning = (f" + {tuning_fits(s)} tuning fits ({tuning_fits(s) // preset.inner_folds} trials × "
-              f"{preset.inner_folds} inner folds)") if tuning_fits(s) else ""
     copies = "2 copies × " if exp.pretraining else ""
     extra = f" + {len(s.signals)} pretraining fits" if exp.pretraining else ""
+    click.echo(f"recipe: {s.recipe}, tuning: {s.tuning}")
     click.echo(f"trainings: {total} (per unit: {copies}{len(s.fractions)} fractions × {len(s.signals)} signals"
-               f" = {per_unit * (2 if exp.pretraining else 1)}{extra}{tuning})")
+               f" = {per_unit * (2 if exp.pretraining else 1)}{extra}, plus tuning)")
+    for model in s.models:
+        n, folds, searches = tuning_plan(s, model)
+        if n:
+            click.echo(f"  tuning {model}: {n} candidate runs × {folds} inner folds × {searches} search(es) per unit")
 
 
 @experiment.command("run")

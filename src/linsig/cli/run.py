@@ -16,11 +16,11 @@ from linsig.tasks import PRESETS
 
 
 def settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size,
-                          patience, device, lr, weight_decay, threads=1) -> Settings:
+                          patience, device, lr, weight_decay, threads=1, recipe="strong") -> Settings:
     return Settings(
         models=tuple(parse_models(models)), seeds=tuple(seeds), n_folds=n_folds, fractions=tuple(fractions),
-        split=split, signals=tuple(signals), tuning=tuning, max_epochs=max_epochs, batch_size=batch_size,
-        patience=patience, device=device, lr=lr, weight_decay=weight_decay, threads=threads,
+        split=split, signals=tuple(signals), recipe=recipe, tuning=tuning, max_epochs=max_epochs,
+        batch_size=batch_size, patience=patience, device=device, lr=lr, weight_decay=weight_decay, threads=threads,
     )
 
 
@@ -45,7 +45,7 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
               help="Output directory (results.parquet, summary.json).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(data_path, metadata, orientation, label, group, classes, min_groups, pairwise_top, preset, n_top_genes,
-        no_scale, models, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size, patience,
+        no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size, patience,
         device, lr, weight_decay, threads, out_dir, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
@@ -54,7 +54,7 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     """
     with settings_errors_as_options():  # every parameter checked before any work
         settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-                                         batch_size, patience, device, lr, weight_decay, threads)
+                                         batch_size, patience, device, lr, weight_decay, threads, recipe)
     ensure_output_dir(out_dir)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, scale=not no_scale)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 
 import numpy as np
@@ -36,6 +37,8 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
     study = settings.split == "study"
     groups = task.groups if study else np.arange(task.n_samples)
     pre, train, val = three_way_split(groups, proportions, seed)
+    # models with a warm start (the networks, logreg) continue from pretrained weights; the others refit from scratch
+    can_pretrain = "warm_start" in make_estimator(model, settings, seed, task.n_classes).get_params()
     # The scratch copy: the standard unit on a single fold (training set → validation set).
     single = dataclasses.replace(task, _cache={})
     single._cache[("folds", settings.split, settings.n_folds, seed)] = [(train, val)]
@@ -49,7 +52,8 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
             r["signal"] == signal and r["status"] == "ok" for r in scratch_rows) else None
         pretrained = None
         # e.g. every pretraining study holds one class: the twin cannot be pretrained, the scratch copy still counts
-        pre_reason = skip_reason(signal, y[pre], y[val], g[pre], g[val], train_name="pretraining")
+        pre_reason = skip_reason(signal, y[pre], y[val], g[pre], g[val], train_name="pretraining") or (
+            "" if can_pretrain else f"{model} cannot continue training from pretrained weights")
         for row in (r for r in scratch_rows if r["signal"] == signal):
             twin = dict(row, pretraining="pretrained", n_pretrain=len(pre), fit_seconds=0.0)
             row["n_pretrain"] = 0
@@ -63,8 +67,8 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
             idx = subsets[row["train_fraction"]]
             X_tr = correct(signal, X[idx], y[idx], g[idx])
             if pretrained is None:  # same factory, seed and classes as the scratch copy: same initial weights
-                pretrained = make_estimator(model, settings, seed, task.n_classes, lr=row["lr"],
-                                            weight_decay=row["weight_decay"], warm_start=True)
+                pretrained = make_estimator(model, settings, seed, task.n_classes, **json.loads(row["params"]),
+                                            warm_start=True)
                 X_pre = correct(signal, X[pre], y[pre], g[pre])
                 pretrained.fit(X_pre, y[pre], groups=g[pre] if study else None)
             start = time.perf_counter()

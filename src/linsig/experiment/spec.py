@@ -36,7 +36,7 @@ DATASET_KEYS = {
 SETTINGS_KEYS = {
     "models": ("models", "str_list"), "seeds": ("seeds", "int_list"), "folds": ("n_folds", int),
     "fractions": ("fractions", "float_list"), "split": ("split", "str_list"), "signals": ("signals", "str_list"),
-    "tuning": ("tuning", str), "epochs": ("max_epochs", int), "batch_size": ("batch_size", int),
+    "recipe": ("recipe", str), "tuning": ("tuning", str), "epochs": ("max_epochs", int), "batch_size": ("batch_size", int),
     "patience": ("patience", int), "device": ("device", str), "lr": ("lr", float),
     "weight_decay": ("weight_decay", float),
 }
@@ -44,7 +44,7 @@ if "threads" in Settings.__dataclass_fields__:  # torch threads per training, wh
     SETTINGS_KEYS["threads"] = ("threads", int)
 DEVICES = ("auto", "cpu", "cuda")
 # words of Settings' own error messages -> the file key to name
-_MESSAGE_KEYS = (("model", "models"), ("tuning", "tuning"), ("signal", "signals"), ("split", "split"),
+_MESSAGE_KEYS = (("recipe", "recipe"), ("model", "models"), ("tuning", "tuning"), ("signal", "signals"), ("split", "split"),
                  ("seeds", "seeds"), ("fractions", "fractions"), ("n_folds", "folds"), ("max_epochs", "epochs"),
                  ("batch_size", "batch_size"), ("threads", "threads"))
 # file key of a [data.NAME] simulation -> argument of linsig.data.simulate.simulate
@@ -240,7 +240,9 @@ def _settings(table: dict, origin: str) -> list[Settings]:
     kwargs = {}
     for key, value in table.items():
         name, kind = SETTINGS_KEYS[key]
-        kwargs[name] = None if key == "lr" and value is None else _convert(value, kind, f"settings.{key}", origin)
+        # an explicit null means "the recipe's default" for the values a recipe fills in
+        nullable = ("lr", "weight_decay", "epochs", "batch_size", "patience")
+        kwargs[name] = None if key in nullable and value is None else _convert(value, kind, f"settings.{key}", origin)
     if kwargs.get("device", "auto") not in DEVICES:
         _fail(origin, "settings.device", f"must be one of {', '.join(DEVICES)}, not {kwargs['device']!r}")
     bad = [s for s in kwargs.get("signals", ()) if s not in SIGNALS]

@@ -26,7 +26,7 @@ from linsig.errors import LinsigInputError
 from linsig.evaluation import Settings, Unit, check_task, run_unit
 from linsig.experiment.spec import Experiment
 from linsig.tasks import PRESETS as TASK_PRESETS
-from linsig.tuning import candidates, get_preset
+from linsig.tuning import search_plan
 
 
 def canonical_json(obj) -> str:
@@ -105,18 +105,44 @@ def expand(experiment: Experiment) -> list[WorkUnit]:
     return out
 
 
-def tuning_fits(settings: Settings) -> int:
-    preset = get_preset(settings.tuning)
-    return len(candidates(preset, 0)) * preset.inner_folds if preset.search != "off" else 0
+def tuning_plan(settings: Settings, model: str) -> tuple[int, int, int]:
+    """``(candidates, inner folds, searches)`` of one unit's tuning.
+
+    The paper recipe searches once per unit, the strong recipe once per signal mode. A candidate
+    that scores a whole path (the penalty path of ``logreg``, every epoch of a network run) counts once.
+    """
+    from linsig.evaluation import make_estimator
+
+    estimator = make_estimator(model, settings, 0, 2)
+    plan, folds = search_plan(estimator, settings.recipe, settings.tuning, 0)
+    axis = getattr(estimator, "path_axis", None)
+    paths = {json.dumps({k: v for k, v in p.items() if k != axis}, sort_keys=True) for p in plan}
+    return (len(paths) if plan else 0), folds, (1 if settings.recipe == "paper" else len(settings.signals))
+
+
+def tuning_fits(settings: Settings, model: str) -> int:
+    candidates_, folds, searches = tuning_plan(settings, model)
+    return candidates_ * folds * searches
+
+
+def reference_fits(settings: Settings, model: str) -> int:
+    """Fits of the converged ``logreg`` a paper-recipe linear unit adds (the under-training check)."""
+    from linsig.models import is_linear
+    from linsig.tuning import STRONG_INNER_FOLDS
+
+    if settings.recipe != "paper" or not is_linear(model):
+        return 0
+    return len(settings.signals) * (len(settings.fractions) + STRONG_INNER_FOLDS)
 
 
 def trainings(unit: WorkUnit) -> int:
     """Model fits of one unit (upper bound: skipped fractions and tiny tuning sets train less)."""
     s = unit.settings
     grid = len(s.fractions) * len(s.signals)
+    extra = tuning_fits(s, unit.model) + reference_fits(s, unit.model)
     if unit.pretraining:  # two copies per fraction, plus one pretraining fit per signal
-        return 2 * grid + len(s.signals) + tuning_fits(s)
-    return grid + tuning_fits(s)
+        return 2 * grid + len(s.signals) + extra
+    return grid + extra
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,20 @@
-"""Model registry: the names used on the command line and in result tables."""
+"""Model registry: the names used on the command line and in result tables, per recipe.
+
+Every model is a scikit-learn estimator. A name stands for a *model class* (ridge logistic
+regression, a three-layer ReLU network, …); the recipe decides how it is trained:
+
+* ``paper`` — the paper's PyTorch models and training loop (``logreg``, ``svm``, ``mlp3``, ``mlp5``);
+  the paper had no other models, so the others have no paper recipe;
+* ``strong`` — every model trained to what its class can reach (:mod:`linsig.models.linear`,
+  :mod:`linsig.models.strong_networks`, :mod:`linsig.models.nonlinear`).
+
+Estimator classes are imported when first used, so that listing models stays cheap.
+"""
 
 from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
 
 from linsig.errors import LinsigInputError
 from linsig.models.estimators import (
@@ -11,31 +25,76 @@ from linsig.models.estimators import (
     TorchClassifier,
 )
 
-MODELS: dict[str, type[TorchClassifier]] = {
-    "logreg": LogisticRegressionClassifier,
-    "svm": LinearSVMClassifier,
-    "mlp3": MLP3Classifier,
-    "mlp5": MLP5Classifier,
-}
-LINEAR_MODELS = ("logreg", "svm")
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    linear: bool
+    strong: str  # "module:Class" of the strong recipe's estimator
+    paper: str | None  # "module:Class" of the paper recipe's estimator (None: not in the paper)
+    description: str
+
+    def estimator_class(self, recipe: str) -> type:
+        path = self.paper if recipe == "paper" else self.strong
+        if path is None:
+            raise LinsigInputError(f"model {self.name!r} has no paper recipe (the paper did not use it); "
+                                   "use --recipe strong")
+        module, _, cls = path.partition(":")
+        return getattr(importlib.import_module(module), cls)
 
 
-def make_model(name: str, **params) -> TorchClassifier:
-    """Instantiate a registered model by name with estimator parameters."""
-    if name not in MODELS:
-        raise LinsigInputError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return MODELS[name](**params)
+_E, _L, _S, _N = ("linsig.models.estimators", "linsig.models.linear", "linsig.models.strong_networks",
+                  "linsig.models.nonlinear")
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (
+    ModelFamily("logreg", True, f"{_L}:RidgeLogisticRegression", f"{_E}:LogisticRegressionClassifier",
+                "ridge (L2) multinomial logistic regression"),
+    ModelFamily("svm", True, f"{_L}:LinearSVM", f"{_E}:LinearSVMClassifier", "linear support vector machine"),
+    ModelFamily("mlp3", False, f"{_S}:StrongMLP3", f"{_E}:MLP3Classifier",
+                "three-layer ReLU network, dropout (the paper's)"),
+    ModelFamily("mlp5", False, f"{_S}:StrongMLP5", f"{_E}:MLP5Classifier",
+                "five-layer ReLU network, batch norm and dropout (the paper's)"),
+    ModelFamily("rbf_svm", False, f"{_N}:RBFSVM", None, "support vector machine with an RBF kernel"),
+    ModelFamily("knn", False, f"{_N}:BalancedKNN", None, "k nearest neighbours, class-balanced votes"),
+    ModelFamily("gbdt", False, f"{_N}:GradientBoostedTrees", None, "gradient-boosted trees (histogram-based)"),
+    ModelFamily("rf", False, f"{_N}:RandomForest", None, "random forest"),
+)}
+MODELS = tuple(FAMILIES)
+LINEAR_MODELS = tuple(name for name, f in FAMILIES.items() if f.linear)
+PAPER_MODELS = tuple(name for name, f in FAMILIES.items() if f.paper)
+DEFAULT_MODELS = ("logreg", "svm", "mlp3", "mlp5")
+
+
+def get_family(name: str) -> ModelFamily:
+    if name not in FAMILIES:
+        raise LinsigInputError(f"unknown model {name!r}; choose from {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def is_linear(name: str) -> bool:
+    """Linear models are the baseline; every other model counts as non-linear in the verdict."""
+    return name in LINEAR_MODELS
+
+
+def make_model(name: str, recipe: str = "strong", **params):
+    """Instantiate a registered model for a recipe; parameters the estimator does not take are dropped.
+
+    Dropping lets one call site pass the run's whole training setup (epochs, device, threads, …)
+    to every model, each taking what it uses.
+    """
+    cls = get_family(name).estimator_class(recipe)
+    accepted = cls().get_params()
+    return cls(**{k: v for k, v in params.items() if k in accepted})
 
 
 def parse_models(spec: str | list[str]) -> list[str]:
     names = [m.strip() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()]
     for name in names:
-        if name not in MODELS:
-            raise LinsigInputError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        get_family(name)
     if not names:
         raise LinsigInputError("no models given")
     return names
 
 
-__all__ = ["MODELS", "LINEAR_MODELS", "make_model", "parse_models", "TorchClassifier",
-           "LogisticRegressionClassifier", "LinearSVMClassifier", "MLP3Classifier", "MLP5Classifier"]
+__all__ = ["FAMILIES", "MODELS", "LINEAR_MODELS", "PAPER_MODELS", "DEFAULT_MODELS", "ModelFamily", "get_family",
+           "is_linear", "make_model", "parse_models", "TorchClassifier", "LogisticRegressionClassifier",
+           "LinearSVMClassifier", "MLP3Classifier", "MLP5Classifier"]

@@ -149,6 +149,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         y_codes = torch.as_tensor(self._encode(y), device=self.device_)
         return mean_loss(self.module_, self._tensor(X), y_codes, self.loss, len(self.classes_))
 
+    def fit_summary(self) -> dict:
+        """Result-row fields describing the last fit."""
+        r = self.train_result_
+        return {"epochs_trained": int(r.epochs_trained), "best_epoch": int(r.best_epoch), "diverged": bool(r.diverged),
+                "converged": not r.diverged}
+
+    def chosen_params(self) -> dict:
+        return {"lr": float(self.default_lr if self.lr is None else self.lr), "weight_decay": float(self.weight_decay)}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False

@@ -1,0 +1,242 @@
+"""The two training recipes (issue 9): strong models at their capacity, the paper's bit for bit."""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.optimize import minimize
+from sklearn.utils.estimator_checks import check_estimator
+
+import linsig.data.simulate as sim
+from linsig import tasks
+from linsig.data.preprocess import preprocess
+from linsig.diagnostics import MESSAGE, undertrained_sentences, undertraining
+from linsig.evaluation import Settings, Unit, evaluate, run_unit
+from linsig.models import FAMILIES, LINEAR_MODELS, get_family, is_linear, make_model
+from linsig.models.linear import LinearSVM, RidgeLogisticRegression
+from linsig.recipes import resolve_tuning
+from linsig.tuning import tune
+
+FIXTURES = Path(__file__).parent / "fixtures" / "paper_recipe"
+
+
+def _binary(n=160, d=30, seed=0, shift=0.8, imbalance=0.3):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < imbalance).astype(int)
+    X = rng.normal(size=(n, d)) + shift * y[:, None] * (rng.random(d) < 0.3)
+    return X, y
+
+
+# --------------------------------------------------------------------------------------------
+# Linear models solved to their optimum
+# --------------------------------------------------------------------------------------------
+
+def _balanced_weights(y):
+    classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    return codes, len(y) / (classes.size * counts[codes])
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
+def test_logreg_reaches_the_optimum_of_scikit_learns_objective(C):
+    X, y = _binary()
+    model = RidgeLogisticRegression(C=C).fit(X, y)
+    codes, w = _balanced_weights(y)
+    sign = np.where(codes == 1, 1.0, -1.0)
+
+    def objective(theta):  # C · Σ w_i log(1 + exp(-y_i f_i)) + ½‖β‖², intercept unpenalised
+        beta, b = theta[:-1], theta[-1]
+        margin = sign * (X @ beta + b)
+        p = -sign / (1 + np.exp(margin))
+        grad = np.append(C * (X.T @ (w * p)) + beta, C * np.sum(w * p))
+        return C * np.sum(w * np.logaddexp(0, -margin)) + 0.5 * beta @ beta, grad
+
+    best = minimize(objective, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B",
+                    options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 20000})
+    assert model.converged_
+    assert model.objective(X, y) == pytest.approx(best.fun, rel=1e-7)
+    theta = np.append(model.model_.coef_[0], model.model_.intercept_[0])
+    assert objective(theta)[0] == pytest.approx(best.fun, rel=1e-7)
+
+
+def test_multinomial_logreg_objective_and_path():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 150)
+    X = rng.normal(size=(150, 12)) + np.eye(3)[y] @ rng.normal(size=(3, 12))
+    cold = {C: RidgeLogisticRegression(C=C).fit(X[:100], y[:100]) for C in (0.1, 1.0, 10.0)}
+    # the warm-started path of the tuning search ends at the same optima as cold fits
+    path = RidgeLogisticRegression().candidate_predictions(X[:100], y[:100], None, X[100:], y[100:],
+                                                           [{"C": 0.1}, {"C": 1.0}, {"C": 10.0}])
+    for params, pred in path:
+        np.testing.assert_array_equal(pred, cold[params["C"]].predict(X[100:]))
+    m = cold[1.0]
+    assert m.model_.coef_.shape == (3, 12)  # multinomial, not one-vs-rest
+    # perturbing the optimum only raises the objective
+    base = m.objective(X[:100], y[:100])
+    m.model_.coef_ = m.model_.coef_ + 1e-3
+    assert m.objective(X[:100], y[:100]) > base
+
+
+def test_linear_svm_reaches_the_optimum_of_scikit_learns_objective():
+    X, y = _binary(n=120, d=10, shift=1.5)
+    C = 0.5
+    model = LinearSVM(C=C).fit(X, y)
+    codes, w = _balanced_weights(y)
+    sign = np.where(codes == 1, 1.0, -1.0)
+
+    def objective(theta):  # liblinear: ½(‖β‖² + b²) + C Σ w_i max(0, 1 − y_i f_i)²
+        slack = np.maximum(0.0, 1 - sign * (X @ theta[:-1] + theta[-1]))
+        grad_f = -2 * C * w * slack * sign
+        return (0.5 * theta @ theta + C * np.sum(w * slack**2), theta + np.append(X.T @ grad_f, grad_f.sum()))
+
+    best = minimize(objective, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B",
+                    options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 20000})
+    assert model.converged_
+    assert model.objective(X, y) == pytest.approx(best.fun, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["logreg", "svm", "mlp3", "mlp5"])
+def test_strong_models_are_scikit_learn_estimators(name):
+    cls = get_family(name).estimator_class("strong")
+    params = {"max_epochs": 5} if name.startswith("mlp") else {}
+    expected = {}
+    if name.startswith("mlp"):  # same reason as the paper's networks (tests/test_models.py)
+        expected = {"check_classifiers_train": "hidden layers of d/2 and d/4 units are 1 unit wide for d = 2 features"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(cls(**params), on_fail=None, expected_failed_checks=expected)
+    failed = {r["check_name"] for r in results if r["status"] == "failed"}
+    assert not failed, failed
+
+
+# --------------------------------------------------------------------------------------------
+# One tuning mechanism
+# --------------------------------------------------------------------------------------------
+
+def test_every_strong_model_declares_a_search_space():
+    for name, family in FAMILIES.items():
+        est = make_model(name, "strong")
+        full, fast = est.search_space("full"), est.search_space("fast")
+        assert full and fast and len(fast) <= len(full), name
+        assert all(isinstance(c, dict) and c for c in full), name
+
+
+def test_strong_tuning_uses_pooled_balanced_accuracy_and_prefers_earlier_candidates():
+    X, y = _binary(n=200, d=20, shift=1.0)
+    groups = np.arange(200) // 10
+    est = RidgeLogisticRegression()
+    result = tune(est, X, y, groups, "full", seed=0, recipe="strong")
+    assert result.tuned and len(result.trials) == len(est.search_space("full"))
+    scores = [t["score"] for t in result.trials]
+    first_best = int(np.argmax(scores))  # ties go to the earlier (more strongly penalised) candidate
+    assert result.params == {"C": result.trials[first_best]["C"]} and result.score == max(scores)
+    assert tune(est, X, y, groups, "off", recipe="strong").params == {}
+
+
+def test_strong_tuning_prepares_inner_folds_like_the_outer_ones():
+    X, y = _binary(n=120, d=8)
+    seen = []
+
+    def prepare(inner_train, inner_val):
+        seen.append((len(inner_train), len(inner_val)))
+        return X[inner_train] * 0 + 1, X[inner_val] * 0 + 1  # no information left
+    result = tune(RidgeLogisticRegression(), X, y, np.arange(120) // 6, "fast", recipe="strong", prepare=prepare)
+    assert len(seen) == 3 and sum(v for _, v in seen) == 120
+    assert result.score == pytest.approx(0.5)
+
+
+def test_network_tuning_chooses_the_training_length_on_a_smoothed_curve():
+    from linsig.tuning import _smooth_along
+
+    trials = [{"lr": 1, "epochs": e, "score": s} for e, s in enumerate([0.5, 0.9, 0.5, 0.6, 0.6, 0.6, 0.6], 1)]
+    smoothed = _smooth_along(trials, "epochs", 3)
+    assert smoothed[1] == pytest.approx((0.5 + 0.9 + 0.5) / 3) and smoothed[6] == pytest.approx(0.6)
+    X, y = _binary(n=120, d=40, shift=2.0)  # d/2 and d/4 hidden units: wide enough to learn
+    est = make_model("mlp3", "strong", max_epochs=20, patience=3)
+    result = tune(est, X, y, np.arange(120) // 6, "fast", recipe="strong")
+    assert set(result.params) == {"lr", "epochs"} and 1 <= result.params["epochs"] <= 20
+    assert result.score > 0.8
+
+
+def test_recipes_resolve_their_defaults():
+    strong, paper = Settings(), Settings(recipe="paper")
+    assert (strong.tuning, strong.max_epochs, strong.batch_size, strong.patience) == ("full", 100, None, 20)
+    assert (paper.tuning, paper.max_epochs, paper.batch_size, paper.patience, paper.weight_decay) == \
+        ("paper", 50, 16, 7, 0.0)
+    assert resolve_tuning("strong", "auto") == "full" and resolve_tuning("paper", "fast") == "fast"
+
+
+# --------------------------------------------------------------------------------------------
+# The paper recipe is unchanged
+# --------------------------------------------------------------------------------------------
+
+def _golden_data():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 120)
+    X = (rng.normal(size=(120, 12)) + y[:, None] * 1.5).astype(np.float32)
+    return X, y, np.arange(120) % 10
+
+
+@pytest.mark.parametrize("name", ["logreg", "svm", "mlp3", "mlp5"])
+def test_paper_models_are_bit_for_bit_as_before(name):
+    """Scores recorded from the paper's models before the strong recipe existed (commit 6c26233)."""
+    golden = json.loads((FIXTURES / "golden_scores.json").read_text())[name]
+    X, y, groups = _golden_data()
+    m = make_model(name, "paper", random_state=0, max_epochs=8, lr=3e-3, weight_decay=1e-3).fit(X, y, groups=groups)
+    assert [float(v) for v in m.decision_function(X[:16])] == golden["scores"]
+    assert m.n_epochs_ == golden["epochs"] and m.train_result_.best_epoch == golden["best_epoch"]
+
+
+def test_paper_recipe_results_are_unchanged():
+    """The whole paper pipeline (fast tuning, both signal modes, two fractions) against rows recorded before."""
+    adata = preprocess(sim.simulate("mixed", n_samples=120, n_features=24, n_groups=12, seed=3), n_top_genes=None)
+    task = tasks.make_task(adata, label="label", group="group")
+    s = Settings(models=("logreg", "svm", "mlp3", "mlp5"), seeds=(0,), n_folds=3, fractions=(0.5, 1.0),
+                 signals=("none", "removed"), tuning="fast", max_epochs=6, device="cpu", recipe="paper")
+    df = evaluate([task], s, progress=False)
+    golden = pd.read_csv(FIXTURES / "golden_fast.csv", float_precision="round_trip")
+    cols = list(golden.columns)
+    pd.testing.assert_frame_equal(df[cols].reset_index(drop=True), golden, check_dtype=False, rtol=0, atol=0)
+    assert set(df.recipe) == {"paper"}
+
+
+# --------------------------------------------------------------------------------------------
+# The under-training check
+# --------------------------------------------------------------------------------------------
+
+def test_paper_linear_units_carry_the_converged_reference():
+    adata = preprocess(sim.simulate("linear", n_samples=120, n_features=20, n_groups=12, seed=1), n_top_genes=None)
+    task = tasks.make_task(adata, label="label", group="group")
+    s = Settings(models=("logreg", "mlp3"), seeds=(0,), n_folds=3, fractions=(0.5, 1.0), signals=("none",),
+                 recipe="paper", tuning="off", max_epochs=1, lr=1e-6)  # one epoch at a tiny step: far from converged
+    rows = pd.DataFrame(run_unit(task, Unit("logreg", 0, 0), s) + run_unit(task, Unit("mlp3", 0, 0), s))
+    logreg, mlp3 = rows[rows.model == "logreg"], rows[rows.model == "mlp3"]
+    assert logreg.reference_balanced_accuracy.notna().all() and mlp3.reference_balanced_accuracy.isna().all()
+    assert (logreg.reference_balanced_accuracy > 0.95).all()  # linear data: the converged model separates it
+    flags = undertraining(rows)
+    assert set(flags[flags.undertrained].model) == {"logreg", "mlp3"}
+    sentences = undertrained_sentences(rows)
+    assert len(sentences) == 2 and all(MESSAGE in s for s in sentences)
+
+
+def test_no_flag_for_models_at_the_reference():
+    base = {"dataset": "d", "task": "t", "split": "study", "pretraining": "none", "signal": "none", "seed": 0,
+            "train_fraction": 1.0, "status": "ok"}
+    rows = []
+    for fold in range(3):
+        rows.append({**base, "fold": fold, "recipe": "paper", "model": "logreg", "balanced_accuracy": 0.90,
+                     "reference_balanced_accuracy": 0.91})
+        rows.append({**base, "fold": fold, "recipe": "paper", "model": "mlp3", "balanced_accuracy": 0.85,
+                     "reference_balanced_accuracy": np.nan})
+    flags = undertraining(pd.DataFrame(rows)).set_index("model")
+    assert not flags.loc["logreg", "undertrained"] and flags.loc["mlp3", "undertrained"]
+    assert flags.loc["mlp3", "gap"] == pytest.approx(-0.06)
+    assert undertraining(pd.DataFrame(rows).drop(columns="reference_balanced_accuracy")).empty
+
+
+def test_linear_models_are_the_baseline_and_the_rest_non_linear():
+    assert LINEAR_MODELS == ("logreg", "svm")
+    assert not any(is_linear(m) for m in ("mlp3", "mlp5", "rbf_svm", "knn", "gbdt", "rf"))
