@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from linsig import splits
+from linsig.data.missing import impute_from_rows
 from linsig.errors import LinsigInputError
 from linsig.models import make_model, parse_models
 from linsig.tasks import Task
@@ -111,7 +112,8 @@ def removed_full(task: Task) -> np.ndarray:
     if "removed_full" not in task._cache:
         from linsig.signal import remove_linear_signal
 
-        task._cache["removed_full"] = remove_linear_signal(task.X, task.y)
+        # the deliberately leaky mode transforms the whole task at once: so does its imputation
+        task._cache["removed_full"] = remove_linear_signal(impute_from_rows(task.X, slice(None)), task.y)
     return task._cache["removed_full"]
 
 
@@ -193,9 +195,10 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     lr_used = estimator.default_lr if tuned.lr is None else tuned.lr
     subsets = splits.subsample(train_idx, settings.fractions, unit.seed, unit.fold)
     y_va, g_va = task.y[val_idx], task.groups[val_idx]
+    X_fold = impute_from_rows(task.X, train_idx)  # --missing impute: NaN ← training-fold gene means
     rows = []
     for signal in settings.signals:
-        X_base = removed_full(task) if signal == "removed_full" else task.X
+        X_base = removed_full(task) if signal == "removed_full" else X_fold
         X_va = None  # the validation fold is the same for every fraction: correct it once, when needed
         for fraction, idx in subsets.items():
             y_tr, g_tr = task.y[idx], task.groups[idx]
@@ -243,13 +246,13 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
 
 def evaluate(tasks: list[Task], settings: Settings, progress: bool = True) -> pd.DataFrame:
     """Run the whole grid for every task in this process; return the results table."""
-    from tqdm.auto import tqdm
+    from linsig.progress import progress_bar
 
     for task in tasks:
         check_task(task, settings)
     work = [(task, unit) for task in tasks for unit in units(settings)]
     rows: list[dict] = []
-    with tqdm(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
+    with progress_bar(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
         for task, unit in work:
             bar.set_postfix_str(f"{task.name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
             rows.extend(run_unit(task, unit, settings))

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.base import clone
 
 from linsig import splits
+from linsig.data.missing import impute_fold
 from linsig.errors import LinsigInputError
 
 
@@ -99,8 +100,9 @@ def tune(estimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, pre
             if np.unique(y[inner_train]).size < 2:
                 continue
             model = clone(estimator).set_params(**params)
-            model.fit(X[inner_train], y[inner_train], groups=None if groups is None else groups[inner_train])
-            loss = model.loss_score(X[inner_val], y[inner_val])
+            X_in, X_iv = impute_fold(X[inner_train], X[inner_val])  # NaN ← inner-training means only
+            model.fit(X_in, y[inner_train], groups=None if groups is None else groups[inner_train])
+            loss = model.loss_score(X_iv, y[inner_val])
             losses.append(loss if math.isfinite(loss) else math.inf)
         score = float(np.mean(losses)) if losses else math.inf
         trials.append({**params, "score": score})
