@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import csv_list, grid_options
+from linsig.cli.options import csv_list, grid_options, settings_errors_as_options
 from linsig.confounding import warnings_for as confounding_warnings
 from linsig.data.missing import MISSING_MODES
-from linsig.data.normalize import NORMALIZATIONS
+from linsig.data.normalize import NORMALIZATIONS, check_method
 from linsig.evaluation import Settings, check_task, evaluate
 from linsig.models import parse_models
+from linsig.outputs import ensure_output_dir
 from linsig.results import write_run
 from linsig.runner import build_tasks, normalize_group, prepare_dataset
 from linsig.tasks import PRESETS
@@ -65,14 +66,17 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     Pooled studies: linsig run --data example:bladder --label summarystage --group study
     --normalize study-zscore --missing impute --models logreg --out bladder/
     """
-    settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-                                     batch_size, patience, device, lr, weight_decay, threads)
+    with settings_errors_as_options():  # every parameter checked before any work
+        settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
+                                         batch_size, patience, device, lr, weight_decay, threads)
     if no_scale and normalize not in (None, "none"):
         raise click.UsageError(f"--no-scale contradicts --normalize {normalize}")
     normalize = normalize or ("none" if no_scale else "minmax")
+    zscore_group = normalize_group(group, preset) if normalize == "study-zscore" else None
+    check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
+    ensure_output_dir(out_dir)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
-                            group=normalize_group(group, preset) if normalize == "study-zscore" else None,
-                            missing=missing)
+                            group=zscore_group, missing=missing)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
