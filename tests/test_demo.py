@@ -13,12 +13,15 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     res = CliRunner().invoke(main, ["demo", "--out", str(out), "--seeds", "0", "--epochs", "2", "--jobs", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     df = pd.read_parquet(out / "results.parquet")
-    assert set(df.dataset) == {"sim-mixed", "ALL"}
-    assert set(df.task) == {"label", "sex", "lineage"}
+    assert set(df.dataset) == {"sim-mixed", "ALL", "bladder"}
+    assert set(df.task) == {"label", "sex", "lineage", "summarystage"}
     assert set(df.model) == {"logreg", "svm", "mlp3", "mlp5"} and set(df.signal) == {"none", "removed"}
-    assert len(df) == 3 * 4 * 5 * 4 * 2  # tasks × models × folds × fractions × signals
+    assert len(df) == 4 * 4 * 5 * 4 * 2  # tasks × models × folds × fractions × signals
+    bladder = df[df.dataset == "bladder"]
+    assert set(bladder.n_val_groups) == {1} and bladder.fold.nunique() == 5  # leave-one-study-out
     assert (out / "report.html").stat().st_size > 10_000
     assert list((out / "figures").glob("*.png"))
     html = (out / "report.html").read_text()
     assert "Verdict" in html and "sim-mixed" in html
+    assert "Class × group balance" in html and "GSE1827_eset" in html  # the study-wise task's class × study table
     assert "mean balanced accuracy" in res.output

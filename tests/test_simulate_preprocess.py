@@ -84,5 +84,9 @@ def test_preprocess_keeps_obs_and_records_provenance():
     p = preprocess(a, n_top_genes=5)
     assert p.shape == (30, 5) and p.X.dtype == np.float32
     assert p.obs.equals(a.obs)
-    assert p.uns["linsig"]["preprocessing"] == {"scale_01": True, "n_top_genes": 5}
+    prov = p.uns["linsig"]["preprocessing"]
+    assert {k: prov[k] for k in ("scale_01", "n_top_genes", "normalize")} == {
+        "scale_01": True, "n_top_genes": 5, "normalize": "minmax"}
+    assert prov["missing"] == {"mode": "error", "n_missing": 0, "n_samples_with_missing": 0,
+                               "n_genes_with_missing": 0, "n_genes_dropped": 0}
     assert set(p.var_names) <= set(a.var_names)

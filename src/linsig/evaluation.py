@@ -23,6 +23,7 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from linsig import splits
+from linsig.data.missing import impute_fold, impute_from_rows
 from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS, is_linear, make_model
 from linsig.recipes import get_recipe
@@ -122,7 +123,8 @@ def removed_full(task: Task) -> np.ndarray:
     if "removed_full" not in task._cache:
         from linsig.signal import remove_linear_signal
 
-        task._cache["removed_full"] = remove_linear_signal(task.X, task.y)
+        # the deliberately leaky mode transforms the whole task at once: so does its imputation
+        task._cache["removed_full"] = remove_linear_signal(impute_from_rows(task.X, slice(None)), task.y)
     return task._cache["removed_full"]
 
 
@@ -204,11 +206,17 @@ def score(model, X_va: np.ndarray, y_va: np.ndarray) -> dict:
 
 
 class _SignalData:
-    """The matrices one signal mode trains and scores on, corrected lazily and once each."""
+    """The matrices one signal mode trains and scores on, corrected lazily and once each.
 
-    def __init__(self, task: Task, signal: str, val_idx: np.ndarray):
+    Missing values (``--missing impute``) are filled with gene means of the outer training fold
+    before any correction (limma cannot take NaN), and, for tuning, of each inner training part:
+    no validation value ever enters a fill.
+    """
+
+    def __init__(self, task: Task, signal: str, train_idx: np.ndarray, val_idx: np.ndarray):
         self.task, self.signal, self.val_idx = task, signal, val_idx
-        self.X = removed_full(task) if signal == "removed_full" else task.X
+        self.raw = removed_full(task) if signal == "removed_full" else task.X
+        self.X = impute_from_rows(self.raw, train_idx)
         self._val = None
 
     def subset(self, idx: np.ndarray) -> np.ndarray:
@@ -228,7 +236,8 @@ class _SignalData:
             tr, va = train_idx[inner_train], train_idx[inner_val]
             if skip_reason(self.signal, y[tr], y[va], g[tr], g[va]):
                 return None
-            return self.subset(tr), self.subset(va)
+            X_tr, X_va = impute_fold(self.raw[tr], self.raw[va])  # NaN ← inner-training means only
+            return correct(self.signal, X_tr, y[tr], g[tr]), correct(self.signal, X_va, y[va], g[va])
 
         return prepare
 
@@ -275,7 +284,7 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     paper_tuning = None
     rows = []
     for signal in settings.signals:
-        data = _SignalData(task, signal, val_idx)
+        data = _SignalData(task, signal, train_idx, val_idx)
         tuned, tune_seconds, reference = None, 0.0, None
         for fraction, idx in subsets.items():
             y_tr, g_tr = task.y[idx], task.groups[idx]
@@ -334,13 +343,13 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
 
 def evaluate(tasks: list[Task], settings: Settings, progress: bool = True) -> pd.DataFrame:
     """Run the whole grid for every task in this process; return the results table."""
-    from tqdm.auto import tqdm
+    from linsig.progress import progress_bar
 
     for task in tasks:
         check_task(task, settings)
     work = [(task, unit) for task in tasks for unit in units(settings)]
     rows: list[dict] = []
-    with tqdm(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
+    with progress_bar(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
         for task, unit in work:
             bar.set_postfix_str(f"{task.name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
             rows.extend(run_unit(task, unit, settings))

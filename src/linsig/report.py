@@ -56,6 +56,7 @@ import pandas as pd
 from scipy import stats
 
 from linsig import __version__
+from linsig.confounding import confounding_html  # the class × group section (its own module)
 from linsig.errors import LinsigInputError
 from linsig.outputs import atomic_write_bytes, confined, file_sha256, refuse_overwriting
 from linsig.plots import (
@@ -687,6 +688,7 @@ worked).</p></div>
 <p>{total:,} result rows: {ok:,} used, {skipped:,} skipped{reasons}. Models: {_e(models)}.
 Signal modes: {_e(signals)}.</p>
 {config_html}
+{confounding_html((summary or {}).get("tasks"))}
 
 <h2>Figures</h2>
 <p class=muted>x: training samples; y: balanced accuracy; lines: LOESS (local-linear, span

@@ -16,7 +16,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from linsig.data.io import validate_matrix  # the same NaN/inf check as for tables
+from linsig.data.io import validate_matrix  # the same inf check as for tables
+from linsig.data.missing import handle_missing
 from linsig.errors import LinsigInputError
 
 # The paper's task sets (Heil et al. 2023, Methods; shared/spec/anchor-parameters.md).
@@ -79,6 +80,8 @@ class Task:
     groups: np.ndarray
     sample_ids: np.ndarray
     gene_ids: np.ndarray
+    group_names: np.ndarray | None = None  # name of each group code (None: codes only)
+    preprocessing: dict = field(default_factory=dict)  # normalisation and missing values, for the summary
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -94,8 +97,10 @@ class Task:
         return int(np.unique(self.groups).size)
 
     def summary(self) -> dict:
+        from linsig.confounding import task_confounding
+
         counts = np.bincount(self.y, minlength=self.n_classes)
-        return {
+        out = {
             "dataset": self.dataset,
             "task": self.name,
             "n_samples": int(self.n_samples),
@@ -105,6 +110,13 @@ class Task:
             "n_genes": int(self.X.shape[1]),
             "classes": {str(c): int(n) for c, n in zip(self.classes, counts)},
         }
+        if self.preprocessing:
+            out["preprocessing"] = self.preprocessing
+        if "confounding" not in self._cache:  # summary() is written with every unit: count once
+            self._cache["confounding"] = task_confounding(self)
+        if self._cache["confounding"] is not None:
+            out["confounding"] = self._cache["confounding"]
+        return out
 
 
 def _column(obs: pd.DataFrame, key: str, role: str, source: str) -> pd.Series:
@@ -135,6 +147,7 @@ def make_task(
     classes: list[str] | tuple[str, ...] | None = None,
     min_groups: int | None = None,
     name: str | None = None,
+    missing: str | None = None,
 ) -> Task:
     """Build a task from ``adata``.
 
@@ -148,6 +161,10 @@ def make_task(
         Keep only these classes (e.g. a binary pair); ``None`` keeps all.
     min_groups
         Keep only classes present in at least this many groups (the paper's "≥ 10 studies").
+    missing
+        Missing values in the task's rows: ``error``, ``drop-genes`` or ``impute`` (kept as NaN
+        and filled per fold from training samples). Default: the policy :func:`preprocess
+        <linsig.data.preprocess.preprocess>` recorded in ``uns``, else ``error``.
     """
     source = str(adata.uns.get("linsig", {}).get("source", "dataset")) if "linsig" in adata.uns else "dataset"
     dataset = str(adata.uns.get("linsig", {}).get("dataset", "dataset")) if "linsig" in adata.uns else "dataset"
@@ -185,16 +202,26 @@ def make_task(
         )
     rows = np.flatnonzero(keep)
     y = np.searchsorted(uniq, kept_labels.to_numpy()).astype(np.int64)
-    _, group_codes = np.unique(groups.to_numpy()[rows], return_inverse=True)
+    group_names, group_codes = np.unique(groups.to_numpy()[rows], return_inverse=True)
     X = _load_rows(adata, rows)
-    validate_matrix(X, adata.obs_names[rows], adata.var_names, source)
+    validate_matrix(X, adata.obs_names[rows], adata.var_names, source, allow_nan=True)
+    preprocessing = dict(adata.uns.get("linsig", {}).get("preprocessing", {})) if "linsig" in adata.uns else {}
+    recorded = preprocessing.get("missing", {}).get("mode") if isinstance(preprocessing.get("missing"), dict) else None
+    genes, (complete, missing_info) = np.asarray(adata.var_names), handle_missing(
+        X, adata.obs_names[rows], adata.var_names, source, missing or recorded or "error")
+    if not complete.all():
+        X, genes = np.ascontiguousarray(X[:, complete]), genes[complete]
+    if recorded:  # the dataset-wide record of preprocess(), plus what this task's rows hold
+        preprocessing["missing"] = {**preprocessing["missing"], "n_missing_in_task": missing_info["n_missing"]}
+    elif missing or missing_info["n_missing"]:
+        preprocessing["missing"] = missing_info
     if name is None:
         name = f"{label}:{uniq[0]}-vs-{uniq[1]}" if uniq.size == 2 and classes is not None else (
             label if uniq.size == 2 else f"{label}:multiclass")
     return Task(
         name=name, dataset=dataset, label_key=label, group_key=group, X=X, y=y, classes=uniq,
         groups=group_codes.astype(np.int64), sample_ids=np.asarray(adata.obs_names[rows]),
-        gene_ids=np.asarray(adata.var_names),
+        gene_ids=genes, group_names=group_names.astype(str) if group else None, preprocessing=preprocessing,
     )
 
 

@@ -35,6 +35,7 @@ from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score
 
 from linsig import splits
+from linsig.data.missing import impute_fold
 from linsig.errors import LinsigInputError
 
 STRONG_INNER_FOLDS = 3
@@ -141,8 +142,9 @@ def _by_mean_loss(estimator, X, y, groups, plan, folds) -> TuningResult | None:
             if np.unique(y[inner_train]).size < 2:
                 continue
             model = clone(estimator).set_params(**params)
-            model.fit(X[inner_train], y[inner_train], groups=None if groups is None else groups[inner_train])
-            loss = model.loss_score(X[inner_val], y[inner_val])
+            X_in, X_iv = impute_fold(X[inner_train], X[inner_val])  # NaN ← inner-training means only
+            model.fit(X_in, y[inner_train], groups=None if groups is None else groups[inner_train])
+            loss = model.loss_score(X_iv, y[inner_val])
             losses.append(loss if math.isfinite(loss) else math.inf)
         score = float(np.mean(losses)) if losses else math.inf
         trials.append({**params, "score": score})
@@ -158,7 +160,8 @@ def _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) 
     for inner_train, inner_val in folds:
         if np.unique(y[inner_train]).size < 2:
             continue
-        prepared = (X[inner_train], X[inner_val]) if prepare is None else prepare(inner_train, inner_val)
+        # NaN ← inner-training means only; a caller's ``prepare`` does its own filling
+        prepared = impute_fold(X[inner_train], X[inner_val]) if prepare is None else prepare(inner_train, inner_val)
         if prepared is None:
             continue
         X_tr, X_va = prepared

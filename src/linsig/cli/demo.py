@@ -25,13 +25,17 @@ from linsig.system import available_cores
 def demo(out_dir, jobs, seeds, epochs, device, quiet):
     """Run linsig's main job on embedded data and write results, figures and a report.
 
-    Two datasets, all four models, 5-fold CV × 2 seeds, four training-set sizes, before and after linear
+    Three datasets, all four models, 5-fold CV × 2 seeds, four training-set sizes, before and after linear
     signal removal: (1) the paper's simulated "mixed" data (1000 samples; half linear, half
     non-linear features), where only the neural networks should survive signal removal; (2) the
     bundled ALL leukemia arrays (128 patients of one study, 1000 most variable probes), predicting
-    sex and B- vs T-cell lineage. It is the shipped experiment `demo` (`linsig experiment show
-    demo`). Writes OUT/results.parquet, OUT/figures/ and OUT/report.html.
+    sex and B- vs T-cell lineage; (3) the bundled bladder compendium (195 tumours, 5 studies on
+    different platforms, standardised within each study, missing values imputed per fold),
+    predicting invasive vs superficial stage with leave-one-study-out folds. It is the shipped
+    experiment `demo` (`linsig experiment show demo`). Writes OUT/results.parquet, OUT/figures/
+    and OUT/report.html.
     """
+    from linsig.confounding import run_warnings
     from linsig.experiment.driver import run_experiment
     from linsig.experiment.executors import make_executor
     from linsig.experiment.spec import load_experiment
@@ -52,6 +56,8 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
         for unit, error in report.failures:
             click.echo(f"failed: {unit}: {error}", err=True)
         raise click.ClickException(f"{report.failed} of {report.total} units failed; rerun to retry them")
+    for warning in run_warnings(out_dir):
+        click.echo(f"warning: {warning}", err=True)
     html = write_report(out_dir)
     results = pd.read_parquet(out_dir / "results.parquet")
     minutes = (time.perf_counter() - start) / 60

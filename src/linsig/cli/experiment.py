@@ -99,6 +99,7 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
         return
     if out_dir is None:
         raise click.UsageError("give --out DIR (or --dry-run)")
+    from linsig.confounding import run_warnings
     from linsig.outputs import ensure_output_dir
 
     ensure_output_dir(out_dir, "experiment folder")
@@ -115,6 +116,8 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
                f"before, {report.by_others} by other runners), {report.failed} failed; wrote {report.results}")
     for unit, error in report.failures[:20]:
         click.echo(f"  failed: {unit}: {error}", err=True)
+    for warning in run_warnings(out_dir):  # the confounding guard, counted by the workers before training
+        click.echo(f"warning: {warning}", err=True)
     if report.failed:
         ctx.exit(1)
 

@@ -7,11 +7,14 @@ from pathlib import Path
 import click
 
 from linsig.cli.options import csv_list, grid_options, settings_errors_as_options
+from linsig.confounding import warnings_for as confounding_warnings
+from linsig.data.missing import MISSING_MODES
+from linsig.data.normalize import NORMALIZATIONS, check_method
 from linsig.evaluation import Settings, check_task, evaluate
 from linsig.models import parse_models
 from linsig.outputs import ensure_output_dir
 from linsig.results import write_run
-from linsig.runner import build_tasks, prepare_dataset
+from linsig.runner import build_tasks, normalize_group, prepare_dataset
 from linsig.tasks import PRESETS
 
 
@@ -26,7 +29,8 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 
 @click.command("run")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Expression data: .h5ad (samples × genes), or CSV/TSV/Parquet with --metadata.")
+              help="Expression data: .h5ad (samples × genes), CSV/TSV/Parquet with --metadata, or a bundled "
+                   "example: example:ALL, example:bladder, example:ovarian.")
 @click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path),
               help="Sample metadata table (first column: sample id) for CSV/TSV/Parquet data.")
 @click.option("--orientation", type=click.Choice(["auto", "samples-by-genes", "genes-by-samples"]), default="auto",
@@ -39,24 +43,41 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), help="The paper's task sets (overrides --label).")
 @click.option("--n-top-genes", type=click.IntRange(0), default=5000, show_default=True,
               help="Keep the N most variable genes (0: all). Skipped for data preprocessed by linsig data.")
-@click.option("--no-scale", is_flag=True, help="Do not 0–1 scale each gene.")
+@click.option("--normalize", type=click.Choice(NORMALIZATIONS), default=None,
+              help="Per-gene normalisation before gene selection, label-free: minmax (0–1 over all samples, the "
+                   "paper's; default), study-zscore (centre and scale each gene within each --group: for studies "
+                   "on different platforms/scales), none.")
+@click.option("--missing", type=click.Choice(MISSING_MODES), default="error", show_default=True,
+              help="Missing (NaN) expression values: error, impute (each gene's mean over the training fold's "
+                   "samples, inside every fold) or drop-genes (remove genes with any missing value).")
+@click.option("--no-scale", is_flag=True, help="Do not 0–1 scale each gene (= --normalize none).")
 @grid_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(data_path, metadata, orientation, label, group, classes, min_groups, pairwise_top, preset, n_top_genes,
-        no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size, patience,
+        normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
+        batch_size, patience,
         device, lr, weight_decay, threads, out_dir, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
     --models logreg,svm,mlp3,mlp5 --signal none,removed --out results/
+
+    Pooled studies: linsig run --data example:bladder --label summarystage --group study
+    --normalize study-zscore --missing impute --models logreg --out bladder/
     """
     with settings_errors_as_options():  # every parameter checked before any work
         settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
                                          batch_size, patience, device, lr, weight_decay, threads, recipe)
+    if no_scale and normalize not in (None, "none"):
+        raise click.UsageError(f"--no-scale contradicts --normalize {normalize}")
+    normalize = normalize or ("none" if no_scale else "minmax")
+    zscore_group = normalize_group(group, preset) if normalize == "study-zscore" else None
+    check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
     ensure_output_dir(out_dir)
-    adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, scale=not no_scale)
+    adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
+                            group=zscore_group, missing=missing)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
@@ -65,9 +86,14 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
         click.echo("warning: no --group, so every sample is its own group and the 'study'-wise folds are "
                    "sample-wise; give --group COLUMN (study, donor, batch) unless the samples are independent",
                    err=True)
+    summaries = [t.summary() for t in tasks]
+    for warning in confounding_warnings(summaries):  # before training: the table is in summary.json and the report
+        click.echo(f"warning: {warning}", err=True)
     results = evaluate(tasks, settings, progress=not quiet)
-    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, **settings.to_dict()}
-    path = write_run(out_dir, results, [t.summary() for t in tasks], config)
+    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
+              "missing": missing, **settings.to_dict(),
+              "preprocessing": adata.uns.get("linsig", {}).get("preprocessing")}
+    path = write_run(out_dir, results, summaries, config)
     ok = (results["status"] == "ok").sum()
     click.echo(f"wrote {path} ({len(results)} rows, {ok} trained, {len(results) - ok} skipped)")
 

@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 import pandas as pd
 from anndata.io import read_elem, write_elem
-from tqdm.auto import tqdm
+from linsig.progress import progress_bar
 
 from linsig.data.preprocess import GeneStats, top_variable_genes
 from linsig.errors import LinsigInputError
@@ -327,7 +327,7 @@ class CompendiumWriter:
         lo = self.stats.minimum[keep].astype(np.float32)
         span = self.stats.scale_span()[keep].astype(np.float32)
         all_genes = keep.size == self.n_vars
-        bar = tqdm(total=self.n_obs, unit="samples", desc="writing", file=sys.stderr,
+        bar = progress_bar(total=self.n_obs, unit="samples", desc="writing", file=sys.stderr,
                    disable=not self.progress, leave=False)
         for r0 in range(0, self.n_obs, self.chunk_rows):
             r1 = min(r0 + self.chunk_rows, self.n_obs)

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import requests
 import urllib3
-from tqdm.auto import tqdm
+from linsig.progress import progress_bar
 
 from linsig.errors import DownloadError
 
@@ -275,7 +275,7 @@ def _stream_body(resp, partial: Path, mode: str, offset: int, total: int | None,
                  progress: bool) -> int:
     """Append the raw (undecoded) body to ``partial``; return the number of bytes received."""
     received = 0
-    bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+    bar = progress_bar(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                desc=partial.name.removesuffix(".partial"), file=sys.stderr, disable=not progress,
                leave=False)
     try:

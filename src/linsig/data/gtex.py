@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from linsig.progress import progress_bar
 
 from linsig.data.compendium import CompendiumWriter
 from linsig.data.download import default_cache_dir, fetch_first, file_digest
@@ -343,7 +343,7 @@ def build_gtex_from_files(
     info = {"dataset": "gtex_v8", **(uns or {})}
     names: list[str] = []
     descs: list[str] = []
-    bar = tqdm(total=header.n_genes, unit="genes", desc=f"parsing {tpm.name}", file=sys.stderr,
+    bar = progress_bar(total=header.n_genes, unit="genes", desc=f"parsing {tpm.name}", file=sys.stderr,
                disable=not progress, leave=False)
     with CompendiumWriter(out, var=header.n_genes, obs=obs, n_top_genes=n_top_genes, scale=scale,
                           chunk_rows=chunk_rows, compression=compression, keep_raw=keep_raw,

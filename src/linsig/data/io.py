@@ -96,21 +96,27 @@ def _check_unique(ids: pd.Index, what: str, source: Path | str) -> None:
         raise LinsigInputError(f"{source}: duplicated {what} ids: {_preview(dup)}")
 
 
-def validate_matrix(X: np.ndarray, sample_ids, gene_ids, source: Path | str) -> None:
-    """NaN/inf anywhere is an error naming the first samples and genes affected."""
-    bad = ~np.isfinite(X)
+def validate_matrix(X: np.ndarray, sample_ids, gene_ids, source: Path | str, allow_nan: bool = False) -> None:
+    """NaN/inf anywhere is an error naming the first samples and genes affected.
+
+    ``allow_nan``: only ±inf is an error; missing values (NaN) are left to the ``--missing``
+    policy (:mod:`linsig.data.missing`), which decides later whether they are an error.
+    """
+    bad = np.isinf(X) if allow_nan else ~np.isfinite(X)
     if bad.any():
         rows, cols = np.nonzero(bad)
         samples = pd.unique(np.asarray(sample_ids)[rows])
         genes = pd.unique(np.asarray(gene_ids)[cols])
+        what = "infinite" if allow_nan else "NaN/inf"
         raise LinsigInputError(
-            f"{source}: {int(bad.sum())} NaN/inf expression values, e.g. in samples {_preview(samples)} "
+            f"{source}: {int(bad.sum())} {what} expression values, e.g. in samples {_preview(samples)} "
             f"(genes {_preview(genes)}); impute or drop them first"
         )
 
 
-def dense_matrix(adata: ad.AnnData) -> np.ndarray:
-    """``adata.X`` as a dense float32 array (sparse and integer matrices too), checked for NaN/inf."""
+def dense_matrix(adata: ad.AnnData, allow_nan: bool = False) -> np.ndarray:
+    """``adata.X`` as a dense float32 array (sparse and integer matrices too), checked for NaN/inf
+    (only inf with ``allow_nan``)."""
     from scipy import sparse
 
     source = adata.uns.get("linsig", {}).get("source", "the dataset")
@@ -118,7 +124,7 @@ def dense_matrix(adata: ad.AnnData) -> np.ndarray:
     if X.ndim != 2 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise LinsigInputError(f"{source}: X must be a numeric samples × genes matrix, got {X.dtype} of shape {X.shape}")
     X = X.astype(np.float32, copy=False)
-    validate_matrix(X, adata.obs_names, adata.var_names, source)
+    validate_matrix(X, adata.obs_names, adata.var_names, source, allow_nan=allow_nan)
     return X
 
 
@@ -187,7 +193,7 @@ def read_expression_table(
             f"{meta_source}: {len(missing)} of {len(samples)} samples of {path} are missing from the "
             f"metadata: {_preview(missing)}"
         )
-    validate_matrix(X, samples, genes, path)
+    validate_matrix(X, samples, genes, path, allow_nan=True)  # NaN: the --missing policy decides
     obs = meta.loc[samples].copy()
     obs.index.name = None
     adata = ad.AnnData(X=np.ascontiguousarray(X), obs=obs, var=pd.DataFrame(index=pd.Index(genes, name=None)))

@@ -1,5 +1,8 @@
 """Per-gene 0–1 scaling and selection of the most variable genes (the paper's preprocessing).
 
+:func:`preprocess` also applies the missing-value policy and the other normalisations
+(:mod:`linsig.data.missing`, :mod:`linsig.data.normalize`) in that order, before gene selection.
+
 The paper scales every gene to [0, 1] and then keeps the N most variable genes. Both steps need
 only per-gene statistics (min, max, sum, sum of squares), so they are written in terms of
 :class:`GeneStats`, which can be accumulated over row chunks for compendia that do not fit in
@@ -14,6 +17,9 @@ import anndata as ad
 import numpy as np
 
 from linsig.data.io import dense_matrix
+from linsig.data.missing import handle_missing, has_missing
+from linsig.data.normalize import check_method, group_codes, selection_variance
+from linsig.data.normalize import normalize as normalize_matrix
 from linsig.errors import LinsigInputError
 
 
@@ -102,32 +108,61 @@ def top_variable_genes(stats: GeneStats, n_top: int) -> np.ndarray:
 
     Ties are broken by column order so that the selection is deterministic.
     """
+    return top_genes(stats.scaled_variance(), n_top)
+
+
+def top_genes(score: np.ndarray, n_top: int) -> np.ndarray:
+    """Indices (sorted ascending) of the ``n_top`` largest scores; ties broken by column order."""
     if n_top <= 0:
         raise LinsigInputError(f"n_top must be positive, got {n_top}")
-    var = stats.scaled_variance()
-    if n_top >= var.size:
-        return np.arange(var.size)
-    order = np.argsort(-var, kind="stable")
+    if n_top >= score.size:
+        return np.arange(score.size)
+    order = np.argsort(-score, kind="stable")
     return np.sort(order[:n_top])
 
 
-def preprocess(adata: ad.AnnData, n_top_genes: int | None = 5000, scale: bool = True) -> ad.AnnData:
-    """The paper's preprocessing: 0–1 scale each gene, keep the ``n_top_genes`` most variable.
+def preprocess(adata: ad.AnnData, n_top_genes: int | None = 5000, scale: bool = True,
+               normalize: str | None = None, group: str | None = None, missing: str = "error") -> ad.AnnData:
+    """Missing values, then normalisation, then the ``n_top_genes`` most variable genes.
 
-    Returns a new AnnData (float32); ``None`` keeps all genes. Provenance goes to
-    ``uns["linsig"]["preprocessing"]``.
+    ``normalize`` is ``minmax`` (the paper's 0–1 scaling; the default, or ``none`` when
+    ``scale=False``), ``study-zscore`` (each gene standardised within each group of the ``obs``
+    column ``group``) or ``none``; see :mod:`linsig.data.normalize`. ``missing`` is ``error``,
+    ``drop-genes`` or ``impute`` (NaN kept, filled per fold from training samples); see
+    :mod:`linsig.data.missing`. No step uses the labels. Returns a new AnnData (float32); ``None``
+    keeps all genes. What was done goes to ``uns["linsig"]["preprocessing"]``.
     """
-    X = dense_matrix(adata)
-    stats = GeneStats.of(X)
-    keep = top_variable_genes(stats, n_top_genes) if n_top_genes else np.arange(X.shape[1])
-    if scale:
-        sub = GeneStats(stats.n, stats.minimum[keep], stats.maximum[keep], stats.mean[keep], stats.m2[keep])
-        Xout = scale_01(X[:, keep], sub)
+    method = check_method(normalize or ("minmax" if scale else "none"), group)
+    source = adata.uns.get("linsig", {}).get("source", "the dataset")
+    groups = None
+    if method == "study-zscore":
+        if group not in adata.obs.columns:
+            raise LinsigInputError(f"{source}: no group column {group!r} in the sample metadata; columns are: "
+                                   f"{', '.join(map(str, adata.obs.columns))}")
+        groups = group_codes(adata.obs[group], source, group)
+    X = dense_matrix(adata, allow_nan=True)
+    complete, missing_info = handle_missing(X, adata.obs_names, adata.var_names, source, missing)
+    var = adata.var
+    if not complete.all():
+        X, var = X[:, complete], var.iloc[np.flatnonzero(complete)]
+    if method != "study-zscore" and not has_missing(X):
+        # complete data: the paper's one-pass statistics (shared with the chunked compendium builder)
+        stats = GeneStats.of(X)
+        keep = top_variable_genes(stats, n_top_genes) if n_top_genes else np.arange(X.shape[1])
+        if method == "minmax":
+            sub = GeneStats(stats.n, stats.minimum[keep], stats.maximum[keep], stats.mean[keep], stats.m2[keep])
+            Xout = scale_01(X[:, keep], sub)
+        else:
+            Xout = X[:, keep].astype(np.float32)
     else:
-        Xout = X[:, keep].astype(np.float32)
-    out = ad.AnnData(X=Xout, obs=adata.obs.copy(), var=adata.var.iloc[keep].copy())
+        Xn = normalize_matrix(X, method, groups)
+        keep = top_genes(selection_variance(Xn, method, groups), n_top_genes) if n_top_genes else np.arange(X.shape[1])
+        Xout = np.ascontiguousarray(Xn[:, keep])
+    out = ad.AnnData(X=Xout, obs=adata.obs.copy(), var=var.iloc[keep].copy())
     out.uns.update({k: v for k, v in adata.uns.items()})
     info = dict(out.uns.get("linsig", {}))
-    info["preprocessing"] = {"scale_01": bool(scale), "n_top_genes": int(len(keep))}
+    info["preprocessing"] = {"scale_01": method == "minmax", "normalize": method,
+                             "normalize_group": group if groups is not None else None,
+                             "n_top_genes": int(len(keep)), "missing": missing_info}
     out.uns["linsig"] = info
     return out

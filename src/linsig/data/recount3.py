@@ -562,9 +562,9 @@ def build_recount3(
         return p
 
     if todo:
-        from tqdm.auto import tqdm
+        from linsig.progress import progress_bar
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
+        with ThreadPoolExecutor(max_workers=jobs) as pool, progress_bar(
             total=len(todo), desc="recount3 projects", unit="project", disable=not progress
         ) as bar:
             futures = {pool.submit(work, p): p for p in todo}

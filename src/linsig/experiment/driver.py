@@ -47,7 +47,7 @@ def _crash_payload(unit: WorkUnit, exc: BaseException) -> dict:
 def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = True,
                    lock_timeout: float = 300.0, poll: float = 0.5) -> RunReport:
     """Compute every unfinished unit of ``experiment`` into ``out_dir`` and rebuild the results."""
-    from tqdm.auto import tqdm
+    from linsig.progress import progress_bar
 
     units = expand(experiment)
     store = UnitStore(out_dir, lock_timeout=lock_timeout)
@@ -69,7 +69,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
     inflight: dict[cf.Future, WorkUnit] = {}
     watched: list[WorkUnit] = []  # claimed by another runner
 
-    bar = tqdm(total=report.total, initial=report.done_before, desc=f"linsig experiment {experiment.name}",
+    bar = progress_bar(total=report.total, initial=report.done_before, desc=f"linsig experiment {experiment.name}",
                unit="unit", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     shown = [""]

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from linsig import splits
+from linsig.data.missing import impute_from_rows
 from linsig.evaluation import Settings, Unit, correct, make_estimator, removed_full, run_unit, score, skip_reason
 from linsig.splits import three_way_split
 from linsig.tasks import Task
@@ -47,7 +48,7 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
     y, g = task.y, task.groups
     out = []
     for signal in settings.signals:
-        X = removed_full(single) if signal == "removed_full" else task.X
+        X = removed_full(single) if signal == "removed_full" else impute_from_rows(task.X, np.concatenate([pre, train]))
         X_va = correct(signal, X[val], y[val], g[val]) if any(
             r["signal"] == signal and r["status"] == "ok" for r in scratch_rows) else None
         pretrained = None

@@ -28,8 +28,8 @@ TOP_KEYS = ("name", "description", "data", "tasks", "settings", "pretraining")
 TASK_KEYS = ("label", "group", "classes", "min_groups", "pairwise_top", "preset")
 SOURCE_KEYS = ("path", "simulate", "example")
 DATASET_KEYS = {
-    "path": ("path", "metadata", "orientation", "n_top_genes", "scale", "name", "tasks"),
-    "example": ("example", "n_top_genes", "scale", "name", "tasks"),
+    "path": ("path", "metadata", "orientation", "n_top_genes", "scale", "normalize", "missing", "name", "tasks"),
+    "example": ("example", "n_top_genes", "scale", "normalize", "missing", "name", "tasks"),
     "simulate": ("simulate", "samples", "features", "groups", "shift", "balance", "seed", "name", "tasks"),
 }
 # file key -> (Settings field, type)
@@ -309,6 +309,37 @@ def _file(value, where: str, origin: str, base: Path, check: bool) -> str:
     return str(path.resolve() if check else path)
 
 
+def _preprocessing(table: dict, source: dict, where: str, origin: str) -> None:
+    """``normalize`` and ``missing`` of a file dataset; only non-defaults enter the source (unit keys stay put)."""
+    from linsig.data.missing import MISSING_MODES
+    from linsig.data.normalize import NORMALIZATIONS
+
+    normalize = table.get("normalize")
+    if normalize is not None:
+        if normalize not in NORMALIZATIONS:
+            _fail(origin, f"{where}.normalize", f"must be one of {', '.join(NORMALIZATIONS)}, not {normalize!r}")
+        if normalize != "none" and table.get("scale") is False:
+            _fail(origin, f"{where}.scale", f"scale = false contradicts normalize = {normalize!r}")
+        if normalize == "none":
+            source["scale"] = False
+        elif normalize != "minmax":
+            source["normalize"] = normalize
+    missing = table.get("missing", "error")
+    if missing not in MISSING_MODES:
+        _fail(origin, f"{where}.missing", f"must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
+    if missing != "error":
+        source["missing"] = missing
+
+
+def _normalize_group(tasks, where: str, origin: str) -> str:
+    """The group column study-zscore uses: the one group column the dataset's tasks share."""
+    groups = {t.get("group") or (TASK_PRESETS[t["preset"]].group if "preset" in t else None) for t in tasks}
+    if len(groups) != 1 or None in groups:
+        _fail(origin, f"{where}.normalize", "study-zscore standardises within the tasks' group column; every task "
+              f"of this dataset must name the same group (found: {', '.join(sorted(map(str, groups)))})")
+    return groups.pop()
+
+
 def _dataset(key: str, table, origin: str, base: Path, default_tasks, check: bool) -> DatasetSpec:
     where = f"data.{key}"
     if isinstance(table, str):
@@ -356,14 +387,11 @@ def _dataset(key: str, table, origin: str, base: Path, default_tasks, check: boo
         if not isinstance(scale, bool):
             _fail(origin, f"{where}.scale", f"expected true or false, got {scale!r}")
         source["scale"] = scale
+        _preprocessing(table, source, where, origin)
         if check:
             source["fingerprint"] = {
                 name: _fingerprint(Path(source[name])) for name in ("path", "metadata") if name in source
             }
-    if "name" in table:
-        if not isinstance(table["name"], str) or not table["name"]:
-            _fail(origin, f"{where}.name", f"expected a dataset name, got {table['name']!r}")
-        source["name"] = table["name"]
     if "tasks" in table:
         tasks = _tasks(table["tasks"], f"{where}.tasks", origin)
     elif default_tasks:
@@ -372,6 +400,12 @@ def _dataset(key: str, table, origin: str, base: Path, default_tasks, check: boo
         tasks = ({"label": "label", "group": "group"},)
     else:
         _fail(origin, f"{where}.tasks", "no tasks for this dataset (give tasks here or a top-level tasks list)")
+    if source.get("normalize") == "study-zscore":
+        source["normalize_group"] = _normalize_group(tasks, where, origin)
+    if "name" in table:
+        if not isinstance(table["name"], str) or not table["name"]:
+            _fail(origin, f"{where}.name", f"expected a dataset name, got {table['name']!r}")
+        source["name"] = table["name"]
     return DatasetSpec(key=key, source=source, tasks=tasks)
 
 

@@ -168,7 +168,9 @@ def load_adata(source: dict):
     from linsig.runner import prepare_dataset
 
     return prepare_dataset(source["path"], source.get("metadata"), source.get("orientation", "auto"),
-                           n_top_genes=source.get("n_top_genes"), scale=source.get("scale", True))
+                           n_top_genes=source.get("n_top_genes"), scale=source.get("scale", True),
+                           normalize=source.get("normalize"), group=source.get("normalize_group"),
+                           missing=source.get("missing", "error"))
 
 
 def load_tasks(source: dict, task: dict) -> list:

@@ -47,7 +47,7 @@ class Tunable:
 
     def fit_summary(self) -> dict:
         """Result-row fields describing the last fit (iterations, convergence)."""
-        return {"epochs_trained": int(getattr(self, "n_iter_total_", 0)), "best_epoch": int(getattr(self, "n_iter_total_", 0)),
+        return {"epochs_trained": int(getattr(self, "n_iter_", 0)), "best_epoch": int(getattr(self, "n_iter_", 0)),
                 "diverged": False, "converged": bool(getattr(self, "converged_", True))}
 
     def chosen_params(self) -> dict:

@@ -50,7 +50,7 @@ class _ConvexLinear(Tunable, ClassifierMixin, BaseEstimator):
             warnings.simplefilter("always", ConvergenceWarning)
             self.model_.fit(X, y)
         self.converged_ = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        self.n_iter_total_ = int(np.max(self.model_.n_iter_))
+        self.n_iter_ = int(np.max(self.model_.n_iter_))
         self.classes_ = self.model_.classes_ if labels.size == self.model_.classes_.size else self.model_.classes_
         return self
 
