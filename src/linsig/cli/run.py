@@ -9,6 +9,7 @@ import click
 from linsig.cli.options import csv_list, grid_options
 from linsig.evaluation import Settings, check_task, evaluate
 from linsig.models import parse_models
+from linsig.permutation import check_permutations, evaluate_permutations, with_permutations
 from linsig.results import write_run
 from linsig.runner import build_tasks, prepare_dataset
 from linsig.tasks import PRESETS
@@ -40,12 +41,15 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
               help="Keep the N most variable genes (0: all). Skipped for data preprocessed by linsig data.")
 @click.option("--no-scale", is_flag=True, help="Do not 0–1 scale each gene.")
 @grid_options
+@click.option("--permutations", type=click.IntRange(0), default=0, show_default=True,
+              help="Also rerun the grid with linear signal removed on N label permutations (within groups) "
+                   "for an exact test of signal after removal; needs --signal …,removed. Costs N × that grid.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(data_path, metadata, orientation, label, group, classes, min_groups, pairwise_top, preset, n_top_genes,
         no_scale, models, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size, patience,
-        device, lr, weight_decay, threads, out_dir, quiet):
+        device, lr, weight_decay, threads, permutations, out_dir, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
@@ -53,6 +57,7 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     """
     settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
                                      batch_size, patience, device, lr, weight_decay, threads)
+    check_permutations(permutations, settings.signals)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, scale=not no_scale)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
@@ -63,10 +68,14 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
                    "sample-wise; give --group COLUMN (study, donor, batch) unless the samples are independent",
                    err=True)
     results = evaluate(tasks, settings, progress=not quiet)
-    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, **settings.to_dict()}
+    if permutations:
+        results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet))
+    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, **settings.to_dict(),
+              "permutations": permutations}
     path = write_run(out_dir, results, [t.summary() for t in tasks], config)
     ok = (results["status"] == "ok").sum()
-    click.echo(f"wrote {path} ({len(results)} rows, {ok} trained, {len(results) - ok} skipped)")
+    extra = f", {int((results['permutation'] > 0).sum())} of them on permuted labels" if permutations else ""
+    click.echo(f"wrote {path} ({len(results)} rows, {ok} trained, {len(results) - ok} skipped{extra})")
 
 
 COMMAND = run
