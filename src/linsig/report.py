@@ -728,7 +728,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
 
 __all__ = [
-    "BEAT", "LOSE", "TIE", "SIGNAL", "NO_SIGNAL", "INCONCLUSIVE", "NOT_TESTED", "VERDICT_FILE", "Verdict",
-    "accuracy_table", "compare_models", "fraction_bins", "nonlinear_signal_test", "render_html",
-    "task_summary", "verdict", "write_report",
+    "BEAT", "LOSE", "TIE", "SIGNAL", "NO_SIGNAL", "INCONCLUSIVE", "NOT_RUN", "NOT_TESTED", "VERDICT_FILE",
+    "Verdict", "accuracy_table", "compare_models", "fraction_bins", "holm", "is_linear", "nonlinear_signal_test",
+    "render_html", "task_summary", "verdict", "write_report",
 ]
