@@ -13,6 +13,7 @@ It serves real files over loopback so that :mod:`linsig.data.download` runs its 
         srv.no_range("mirror/a.txt")                # ignore Range: always 200 + whole file
         srv.no_length("mirror/a.txt")               # no Content-Length: the body ends when the connection closes
         srv.ignore_if_range("mirror/a.txt")         # answer Range with 206 even if If-Range no longer matches
+        srv.no_validators("mirror/a.txt")           # send neither ETag nor Last-Modified
         fetch(srv.url_for("mirror/a.txt"), dest)
         srv.requests_for("mirror/a.txt")            # [Request(method, path, headers, status), …]
         srv.reset()                                 # drop all fail/stall/cut/no_range rules
@@ -68,6 +69,7 @@ class _State:
     no_range: set[str] = field(default_factory=set)
     no_length: set[str] = field(default_factory=set)
     ignore_if_range: set[str] = field(default_factory=set)
+    no_validators: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -145,7 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self.send_header("Content-Length", str(end - start))
-        self.send_header("ETag", etag)
+        if path not in self.state.no_validators:
+            self.send_header("ETag", etag)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
         if status == 206:
@@ -248,6 +251,10 @@ class LocalServer:
         """Honour ``Range`` for ``path`` even when ``If-Range`` names another version."""
         self.state.ignore_if_range.add(path.lstrip("/"))
 
+    def no_validators(self, path: str) -> None:
+        """Send ``path`` without ``ETag`` (or ``Last-Modified``): a client cannot tell its versions apart."""
+        self.state.no_validators.add(path.lstrip("/"))
+
     def reset(self) -> None:
         """Forget all misbehaviour rules; files and the log stay."""
         with self.state.lock:
@@ -255,6 +262,7 @@ class LocalServer:
             self.state.no_range.clear()
             self.state.no_length.clear()
             self.state.ignore_if_range.clear()
+            self.state.no_validators.clear()
 
     # inspection -----------------------------------------------------------------------------
     @property

@@ -284,7 +284,7 @@ def test_stale_and_live_claims(tiny, tmp_path):
     units = expand(exp)
     store = UnitStore(out, lock_timeout=60)
     store.prepare()
-    store.write_manifest(exp, units)
+    store.adopt(exp, units)
     live, dead, old = units[0].key, units[1].key, units[2].key
     other = UnitStore(out, lock_timeout=60)
     assert other.claim(live) and not store.claim(live)  # held by a live runner (this pid)

@@ -24,6 +24,7 @@ from linsig.tuning import get_preset, tune
 
 from linsig.signal import SIGNAL_MODES as SIGNALS  # one list of modes, owned by the signal module
 from linsig.system import keep_freed_memory
+from linsig.validation import check_settings
 
 RESULT_COLUMNS = (
     "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
@@ -57,20 +58,7 @@ class Settings:
     threads: int = 1
 
     def __post_init__(self):
-        parse_models(list(self.models))
-        get_preset(self.tuning)
-        bad = [s for s in self.signals if s not in SIGNALS]
-        if bad or not self.signals:
-            raise LinsigInputError(f"unknown signal mode(s) {bad}; choose from {', '.join(SIGNALS)}")
-        if self.split not in splits.SPLITS:
-            raise LinsigInputError(f"split must be one of {', '.join(splits.SPLITS)}, not {self.split!r}")
-        if not self.seeds:
-            raise LinsigInputError("no seeds given")
-        if any(not 0 < f <= 1 for f in self.fractions) or not self.fractions:
-            raise LinsigInputError(f"training fractions must be in (0, 1], got {list(self.fractions)}")
-        for name in ("n_folds", "max_epochs", "batch_size", "threads"):
-            if getattr(self, name) < (2 if name == "n_folds" else 1):
-                raise LinsigInputError(f"{name} is too small: {getattr(self, name)}")
+        check_settings(self)  # every field, before any work (linsig.validation)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -96,6 +84,7 @@ def check_task(task: Task, settings: Settings) -> None:
         )
     if task.n_samples < settings.n_folds:
         raise LinsigInputError(f"task {task.name!r}: {task.n_samples} samples for {settings.n_folds} folds")
+    splits.check_class_sizes(task.y, settings.n_folds, f"task {task.name!r} (label {task.label_key!r}): ")
 
 
 def _folds(task: Task, settings: Settings, seed: int):

@@ -47,11 +47,11 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from linsig.errors import LinsigInputError
+from linsig.outputs import atomic_write_bytes, file_sha256
+from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.parquet"
-SUMMARY_FILE = "summary.json"
 FIGURE_INDEX = "index.json"
 
 LINEAR_MODELS = ("logreg", "svm")
@@ -117,6 +117,12 @@ def _fill_defaults(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def results_path(run: str | os.PathLike) -> Path:
+    """The results table of a run directory (or the table's own path)."""
+    path = Path(run)
+    return path / RESULTS_FILE if path.is_dir() else path
+
+
 def load_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     """The results table of a run directory, a ``results.parquet`` file or a DataFrame.
 
@@ -128,9 +134,7 @@ def load_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         name = "results table"
         df = source
     else:
-        path = Path(source)
-        if path.is_dir():
-            path = path / RESULTS_FILE
+        path = results_path(source)
         name = str(path)
         if not path.exists():
             raise LinsigInputError(
@@ -170,7 +174,7 @@ def permutation_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_summary(run_dir: str | os.PathLike | None) -> dict | None:
-    """``summary.json`` of a run directory, or ``None`` when there is none."""
+    """``summary.json`` of a run directory, or ``None`` when there is none (or it describes other results)."""
     if run_dir is None:
         return None
     path = Path(run_dir)
@@ -180,9 +184,14 @@ def load_summary(run_dir: str | os.PathLike | None) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise LinsigInputError(f"{path}: cannot read the run summary: {exc}") from exc
+    if not describes(summary, path.parent / RESULTS_FILE):
+        # a re-run that failed between the two files: its summary must not label these results
+        log.warning("%s describes other results than %s; not using it", path, path.parent / RESULTS_FILE)
+        return None
+    return summary
 
 
 # --------------------------------------------------------------------------------------------
@@ -732,6 +741,7 @@ def plot_run(
     """
     df = load_results(run)
     summary = None if isinstance(run, pd.DataFrame) else load_summary(run)
+    results_hash = None if isinstance(run, pd.DataFrame) else file_sha256(results_path(run))
     if out_dir is None:
         if isinstance(run, pd.DataFrame):
             raise ValueError("out_dir is required when plotting a DataFrame")
@@ -764,9 +774,9 @@ def plot_run(
     for spec, files in zip(specs, results):
         written += [out_dir / f for f in files.values()]
         index.append({k: spec[k] for k in ("name", "kind", "title", "caption")} | {"files": files})
-    tmp = out_dir / f".{FIGURE_INDEX}.partial"
-    tmp.write_text(json.dumps({"figures": index}, indent=1))
-    os.replace(tmp, out_dir / FIGURE_INDEX)
+    # the index names the results it was drawn from, so that a report never shows stale figures
+    atomic_write_bytes(out_dir / FIGURE_INDEX,
+                       json.dumps({RESULTS_HASH: results_hash, "figures": index}, indent=1).encode())
     return written
 
 

@@ -27,8 +27,10 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,8 @@ import pandas as pd
 from scipy import stats as _scipy_stats
 
 from linsig import __version__
+from linsig.errors import LinsigInputError
+from linsig.outputs import confined, file_sha256, refuse_overwriting, write_set
 from linsig.plots import (
     FIGURE_INDEX,
     load_results,
@@ -48,7 +52,7 @@ from linsig.plots import (
     signal_order,
     usable_rows,
 )
-from linsig.results import write_parquet
+from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
     ALPHA,
     BEAT,
@@ -541,27 +545,42 @@ def _across_html(across: dict, lines: list[str], figures: list[str]) -> str:
     return "\n".join(parts)
 
 
-def _figures(run_dir: Path, fig_dir: Path, formats=("png", "svg"), jobs: int = 1) -> list[dict]:
-    """The figure index of ``fig_dir``, making the figures first if any is missing."""
+def _figures(results_path: Path, fig_dir: Path, formats=("png", "svg"), jobs: int = 1) -> list[tuple[dict, Path]]:
+    """``(index entry, PNG path)`` of every figure drawn from the results at ``results_path``.
+
+    The index of ``fig_dir`` is used only when it names these results (their SHA-256) and every
+    PNG it lists is a file inside ``fig_dir``; otherwise (figures of an earlier run into the same
+    folder, a missing file, a path out of the folder) the figures are drawn again.
+    """
     index_path = fig_dir / FIGURE_INDEX
+    results_hash = file_sha256(results_path)
 
-    def complete() -> list[dict] | None:
-        if not index_path.exists():
-            return None
+    def current() -> list[tuple[dict, Path]] | None:
         try:
-            figures = json.loads(index_path.read_text())["figures"]
-        except (OSError, ValueError, KeyError):
+            index = json.loads(index_path.read_text())
+        except (OSError, ValueError):
             return None
-        if not all("png" in f["files"] and (fig_dir / f["files"]["png"]).exists()
-                   for f in figures):
+        if not isinstance(index, dict) or index.get(RESULTS_HASH) != results_hash:
             return None
-        return figures
+        figures = index.get("figures")
+        if not isinstance(figures, list):
+            return None
+        found = []
+        for entry in figures:
+            files = entry.get("files") if isinstance(entry, dict) else None
+            png = confined(fig_dir, files.get("png")) if isinstance(files, dict) else None
+            if png is None:
+                return None
+            found.append((entry, png))
+        return found
 
-    figures = complete()
+    figures = current()
     if figures is None:
         formats = ("png",) + tuple(f for f in formats if f != "png")
-        plot_run(run_dir, fig_dir, formats=formats, jobs=jobs)
-        figures = complete() or []
+        plot_run(results_path, fig_dir, formats=formats, jobs=jobs)
+        figures = current()
+        if figures is None:
+            raise LinsigInputError(f"{index_path}: the figures just drawn cannot be read back")
     return figures
 
 
@@ -700,31 +719,54 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     """Write ``report.html`` (default ``RUN_DIR/report.html``) and ``RUN_DIR/verdict.parquet``.
 
     Figures come from ``figures_dir`` (default ``RUN_DIR/figures``) and are made with
-    :func:`linsig.plots.plot_run` (in ``figure_formats``, PNG always, ``jobs`` processes) when
-    its ``index.json`` or any PNG it lists is missing. The page embeds them as base64 PNG and needs
-    no network. ``verdict.parquet`` holds the verdict's statistics (:func:`linsig.stats.verdict_table`)
-    beside ``results.parquet``. Returns the path of the page (and the :class:`Verdict` with
-    ``with_verdict=True``). Raises :class:`LinsigInputError`
-    when the results table is missing or empty.
+    :func:`linsig.plots.plot_run` (in ``figure_formats``, PNG always, ``jobs`` processes) unless
+    its ``index.json`` was drawn from these very results (same SHA-256) and lists only PNGs inside
+    that folder. The page embeds them as base64 PNG, needs no network, and records the results'
+    SHA-256 in ``<meta name="linsig-results-sha256">``. ``verdict.parquet`` holds the verdict's
+    statistics (:func:`linsig.stats.verdict_table`) beside ``results.parquet``, with the same hash
+    in its schema metadata; page and table are written as one set. Returns the path of the page
+    (and the :class:`Verdict` with ``with_verdict=True``). Raises :class:`LinsigInputError` when
+    the results table is missing or empty, or when ``out`` is not an ``.html`` path or is one of
+    the report's inputs.
     """
     run_dir = Path(run_dir)
-    results_path = run_dir if run_dir.suffix == ".parquet" else run_dir / "results.parquet"
+    results_path = run_dir if run_dir.suffix == ".parquet" else run_dir / RESULTS_FILE
     run_dir = results_path.parent
+    out = Path(out) if out is not None else run_dir / "report.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise LinsigInputError(f"{out}: the report is an HTML page; give a path ending in .html")
+    refuse_overwriting(out, [results_path, run_dir / SUMMARY_FILE], "report")
     df = load_results(results_path)
     summary = load_summary(run_dir)
     fig_dir = Path(figures_dir) if figures_dir is not None else run_dir / "figures"
-    figures = []
-    for entry in _figures(results_path, fig_dir, figure_formats, jobs):
-        figures.append((entry, (fig_dir / entry["files"]["png"]).read_bytes()))
-    out = Path(out) if out is not None else run_dir / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    figures = [(entry, png.read_bytes()) for entry, png in _figures(results_path, fig_dir, figure_formats, jobs)]
     result = verdict(df, rope=rope, alpha=alpha)
-    write_parquet(result.table, run_dir / VERDICT_FILE)
+    results_hash = file_sha256(results_path)
     page = render_html(df, summary, figures, source=str(run_dir), rope=rope, alpha=alpha, result=result)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    write_set([(run_dir / VERDICT_FILE, _verdict_bytes(result.table, results_hash)),
+               (out, _stamp(page, results_hash).encode("utf-8"))])
     return (out, result) if with_verdict else out
+
+
+def _verdict_bytes(table: pd.DataFrame, results_hash: str) -> bytes:
+    """``verdict.parquet`` naming, in its schema metadata, the results it was computed from."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), RESULTS_HASH.encode(): results_hash.encode()})
+    buffer = io.BytesIO()
+    pq.write_table(arrow, buffer)
+    return buffer.getvalue()
+
+
+def _stamp(page: str, results_hash: str) -> str:
+    """Record in the page's head which results (SHA-256 of ``results.parquet``) it shows."""
+    meta = f'<meta name="linsig-results-sha256" content="{results_hash}">'
+    head = re.search(r"<head[^>]*>", page)
+    if head is None:
+        raise ValueError("the report page has no <head>")
+    return page[:head.end()] + meta + page[head.end():]
 
 
 __all__ = [

@@ -27,6 +27,20 @@ def _check_groups(groups: np.ndarray, n_folds: int) -> None:
         )
 
 
+def check_class_sizes(y: np.ndarray, n_folds: int, where: str = "") -> None:
+    """Refuse labels whose every class has fewer samples than the folds.
+
+    No split can then hold a class out in each fold (scikit-learn's stratified splitters raise
+    a ValueError); it is usually a continuous or id-like column given as the label.
+    """
+    counts = np.bincount(np.unique(np.asarray(y), return_inverse=True)[1])
+    if counts.size and counts.max() < n_folds:
+        raise LinsigInputError(
+            f"{where}every class has fewer samples than the {n_folds} folds ({counts.size} classes, the largest "
+            f"with {counts.max()}): a continuous or id-like column? use fewer folds or another label"
+        )
+
+
 def kfold(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, split: str = "study", seed: int = 0):
     """Return ``n_folds`` ``(train_idx, val_idx)`` pairs, deterministic for a seed.
 
@@ -41,6 +55,7 @@ def kfold(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, split: str
         if groups is None:
             raise LinsigInputError("group-wise splitting needs groups (--group COLUMN), or use --split sample")
         _check_groups(groups, n_folds)
+        check_class_sizes(y, n_folds)
         folds = _group_folds(y, groups, n_folds, seed)
     elif split == "sample":
         if len(y) < n_folds:

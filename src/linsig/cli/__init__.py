@@ -8,24 +8,40 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+import traceback
 
 import click
 
 from linsig import __version__
-from linsig.errors import LinsigInputError
+from linsig.errors import DownloadError, LinsigInputError
 
 # Order is the order shown by ``linsig --help``.
 _COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
 
 
 class _Main(click.Group):
-    """Turns input errors into a one-line message and exit status 2, like click's own usage errors."""
+    """Every error reaches the user as one ``Error:`` line and exit status 1.
+
+    Errors about input, downloads and the file system carry their own message (naming the file,
+    column or sample at fault); anything else is named by its type as well. The traceback is
+    printed only with ``-vv``: a user needs the one line, a bug report the traceback.
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except LinsigInputError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("verbose", 0) >= 2:
+                traceback.print_exc(file=sys.stderr)
+            if isinstance(exc, (LinsigInputError, DownloadError, OSError)):
+                message = str(exc)
+            else:
+                message = f"{type(exc).__name__}: {exc} (run with -vv for the traceback)"
+            lines = [line.strip() for line in message.splitlines() if line.strip()]
+            raise click.ClickException("; ".join(lines) or type(exc).__name__) from exc
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

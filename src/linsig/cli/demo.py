@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from linsig.cli.options import csv_list
+from linsig.outputs import ensure_output_dir
 from linsig.system import available_cores
 
 
@@ -16,7 +18,7 @@ from linsig.system import available_cores
               show_default=True, help="Output directory (an interrupted demo resumes where it stopped).")
 @click.option("--jobs", type=click.IntRange(1), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
               help="Worker processes (one torch thread each).")
-@click.option("--seeds", default=None, help="Comma-separated seeds (default: 0,1).")
+@click.option("--seeds", default=None, callback=csv_list(int), help="Comma-separated seeds (default: 0,1).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Maximum epochs (default: 50).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -38,12 +40,13 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     start = time.perf_counter()
     overrides = {}
     if seeds:
-        overrides["settings.seeds"] = [int(s) for s in seeds.split(",") if s.strip()]
+        overrides["settings.seeds"] = list(seeds)
     if epochs:
         overrides["settings.epochs"] = epochs
     if device:
         overrides["settings.device"] = device
     experiment = load_experiment("demo", overrides)
+    ensure_output_dir(out_dir)
     report = run_experiment(experiment, out_dir, make_executor(jobs), progress=not quiet)
     if report.failed:
         for unit, error in report.failures:

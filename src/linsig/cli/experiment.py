@@ -98,6 +98,9 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
         return
     if out_dir is None:
         raise click.UsageError("give --out DIR (or --dry-run)")
+    from linsig.outputs import ensure_output_dir
+
+    ensure_output_dir(out_dir, "experiment folder")
     from linsig.experiment.driver import run_experiment
     from linsig.experiment.executors import make_executor
 

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import click
 
+from linsig.errors import LinsigInputError
 from linsig.splits import DEFAULT_FRACTIONS
+from linsig.validation import InvalidSetting
+
+# Settings fields whose option is not simply --field-name
+_OPTION_OF = {"n_folds": "--folds", "max_epochs": "--epochs", "signals": "--signal"}
+
+
+@contextmanager
+def settings_errors_as_options():
+    """Name a bad setting by the option that set it (``--epochs``, not ``max_epochs``)."""
+    try:
+        yield
+    except InvalidSetting as exc:
+        option = _OPTION_OF.get(exc.field, "--" + exc.field.replace("_", "-"))
+        raise LinsigInputError(f"{option}: {exc.problem}") from None
 
 
 def csv_list(kind=str):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import csv_list, grid_options
+from linsig.cli.options import csv_list, grid_options, settings_errors_as_options
 from linsig.evaluation import Settings, check_task, evaluate
 from linsig.models import parse_models
+from linsig.outputs import ensure_output_dir
 from linsig.permutation import check_permutations, evaluate_permutations, with_permutations
 from linsig.results import write_run
 from linsig.runner import build_tasks, prepare_dataset
@@ -55,9 +56,11 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
     --models logreg,svm,mlp3,mlp5 --signal none,removed --out results/
     """
-    settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-                                     batch_size, patience, device, lr, weight_decay, threads)
+    with settings_errors_as_options():  # every parameter checked before any work
+        settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
+                                         batch_size, patience, device, lr, weight_decay, threads)
     check_permutations(permutations, settings.signals)
+    ensure_output_dir(out_dir)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, scale=not no_scale)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:

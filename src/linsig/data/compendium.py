@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from linsig.data.preprocess import GeneStats, top_variable_genes
 from linsig.errors import LinsigInputError
+from linsig.outputs import public_mode
 from linsig.system import pid_alive
 
 log = logging.getLogger(__name__)
@@ -357,6 +358,7 @@ class CompendiumWriter:
         self.keep_raw.parent.mkdir(parents=True, exist_ok=True)
         # across file systems move() copies: into a .partial, so a cut copy never looks finished
         partial = self.keep_raw.with_name(self.keep_raw.name + ".partial")
+        public_mode(self._raw_path)  # made by mkstemp (0600): published, it is a dataset like any other
         shutil.move(self._raw_path, partial)
         os.replace(partial, self.keep_raw)
 

@@ -8,8 +8,14 @@ One entry point, :func:`fetch`, does what a multi-gigabyte download over a flaky
   a sidecar ``dest.partial.json`` records the URL and the file's validator (``ETag`` or
   ``Last-Modified``), sent as ``If-Range`` and compared on resume, so bytes of another URL or of
   an older version of the file are never spliced in (without a checksum to catch it);
+- a partial from a server that sent no validator is never resumed: nothing could tell whether
+  the file changed in between, so the download starts over from byte 0 (unless a checksum will
+  verify the result);
 - a response without a size (no ``Content-Length``) is confirmed by a second, ranged request
   from its end before it is published;
+- checks the format before publishing, and before trusting a cached copy: an HTML page where a
+  data file was asked for (a login or error page answered with ``200``), a ``.gz`` URL whose
+  bytes are not gzip, or a caller's ``check`` that fails, is deleted, never cached;
 - retries connection errors, timeouts, ``429`` and ``5xx`` with exponential backoff (honouring a
   numeric ``Retry-After``), but not ``404`` and other client errors, which will not get better;
 - verifies the size and checksums and only then ``os.replace``-s the file into place, so a file
@@ -35,7 +41,7 @@ import re
 import sys
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +167,34 @@ def _validators(resp: requests.Response) -> dict:
             "last_modified": resp.headers.get("Last-Modified")}
 
 
+def _has_validator(meta: dict | None) -> bool:
+    return bool(meta and (meta.get("etag") or meta.get("last_modified")))
+
+
+def format_problem(path: Path, url: str, check: Callable[[Path], object] | None = None) -> str | None:
+    """Why the bytes at ``path`` are not the file ``url`` names, or ``None`` when they may be.
+
+    Cheap sniffing first (an HTML page instead of data; not gzip for a ``.gz`` URL), then the
+    caller's ``check``, which raises (``ValueError``, ``OSError``, ``EOFError`` or
+    :class:`~linsig.errors.DownloadError`; a :class:`~linsig.errors.LinsigInputError` is a
+    ``ValueError``) to reject the file.
+    """
+    name = urllib.parse.urlsplit(url).path.lower()
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not name.endswith((".html", ".htm")) and start.startswith((b"<!doctype html", b"<html")):
+        return "the server sent an HTML page (a login or error page?) instead of the file"
+    if name.endswith(".gz") and head and not head.startswith(b"\x1f\x8b"):
+        return f"not gzip data (starts with {head[:16]!r})"
+    if check is not None:
+        try:
+            check(path)
+        except (ValueError, OSError, EOFError, DownloadError) as exc:
+            return f"not the expected format: {exc}"
+    return None
+
+
 def _changed(meta: dict, resp: requests.Response) -> bool:
     """Whether the server's file differs from the one the partial bytes came from."""
     now = _validators(resp)
@@ -175,10 +209,11 @@ def _attempt(url: str, partial: Path, session: requests.Session, timeout: float,
     """
     offset = partial.stat().st_size if partial.exists() else 0
     meta = _read_sidecar(partial) if offset else None
-    if offset and not guarded and (meta is None or meta.get("url") != url):
-        # Bytes from another URL (or of unknown origin): splicing them with this URL's bytes could
-        # publish a mixed file of the right size.
-        log.info("%s: partial download of unknown origin; starting over", partial)
+    if offset and not guarded and (meta is None or meta.get("url") != url or not _has_validator(meta)):
+        # Bytes from another URL, of unknown origin, or from a server that named no version of
+        # its file (no ETag, no Last-Modified): splicing them with what the server sends now
+        # could publish a mix of two versions of the right size.
+        log.info("%s: partial download of unknown origin or version; starting over", partial)
         _discard(partial)
         offset, meta = 0, None
     headers = {"Accept-Encoding": "identity"}
@@ -287,6 +322,7 @@ def fetch(
     timeout: float = 60.0,
     progress: bool = True,
     session: requests.Session | None = None,
+    check: Callable[[Path], object] | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (resuming, retrying, verifying) and return ``dest``.
 
@@ -304,6 +340,10 @@ def fetch(
         Seconds to wait for the connection and between bytes of the body (not the whole file).
     session
         A :class:`requests.Session` to reuse connections (and to inject auth or adapters).
+    check
+        A format check of the file (e.g. read its header), raising ``ValueError``/``OSError`` to
+        reject it; run with :func:`format_problem`'s own sniffing on every new download and on
+        an existing ``dest`` before it is reused. A rejected file is deleted.
 
     Raises
     ------
@@ -313,11 +353,12 @@ def fetch(
     """
     dest = Path(dest)
     if dest.exists():
-        reason = _mismatch(dest, expected_size, md5, sha256)
+        reason = _mismatch(dest, expected_size, md5, sha256) or format_problem(dest, url, check)
         if reason is None:
             log.debug("%s exists and verifies; not downloading %s", dest, url)
             return dest
-        log.warning("%s exists but fails verification (%s); downloading it again", dest, reason)
+        log.warning("%s exists but fails verification (%s); deleting it and downloading it again", dest, reason)
+        dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     own_session = session is None
@@ -327,8 +368,10 @@ def fetch(
         attempt = _with_retries(url, partial, session, retries, backoff, timeout, progress, guarded)
         if attempt.total is None and expected_size is None and not guarded:
             # No size announced: an early close looked like the end. Ask for the bytes after ours;
-            # the answer (416 with the size, or 206 with the rest) confirms or completes the file.
-            attempt = _with_retries(url, partial, session, retries, backoff, timeout, progress, guarded)
+            # the answer (416 with the size, or 206 with the rest) confirms or completes the file
+            # (only when the server names its version: else the rest could be of another one).
+            if _has_validator(_read_sidecar(partial)):
+                attempt = _with_retries(url, partial, session, retries, backoff, timeout, progress, guarded)
             if attempt.total is None:
                 log.warning("%s announces no size and does not resume: the size of %s is not verified", url, dest)
     finally:
@@ -337,10 +380,10 @@ def fetch(
 
     if attempt.total is not None and expected_size is None:
         expected_size = attempt.total
-    reason = _mismatch(partial, expected_size, md5, sha256)
+    reason = _mismatch(partial, expected_size, md5, sha256) or format_problem(partial, url, check)
     if reason is not None:
         _discard(partial)
-        raise DownloadError(f"{url}: {reason}; the partial download was deleted")
+        raise DownloadError(f"{url}: {reason}; the download was deleted")
     os.replace(partial, dest)
     _sidecar(partial).unlink(missing_ok=True)
     log.info("downloaded %s -> %s", url, dest)
@@ -386,5 +429,4 @@ def fetch_first(urls: Sequence[str], dest: str | Path, **kwargs) -> Path:
                 log.warning("%s; trying the next mirror", exc)
                 if not (kwargs.get("md5") or kwargs.get("sha256")):
                     _discard(partial)
-    joined = "\n  ".join(errors)
-    raise DownloadError(f"could not download {dest.name} from any of {len(urls)} mirror(s):\n  {joined}")
+    raise DownloadError(f"could not download {dest.name} from any of {len(urls)} mirror(s): {' | '.join(errors)}")

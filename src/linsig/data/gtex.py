@@ -115,8 +115,16 @@ def download_gtex(cache_dir: str | Path | None = None, mirrors: Sequence[Mirror]
     paths = {}
     for key in ("samples", "subjects", "tpm"):  # small files first: fail fast on a bad mirror
         name = Path(LAYOUTS["current"][key]).name
-        paths[key] = fetch_first([m.url(key) for m in mirrors], folder / name, **fetch_kwargs)
+        paths[key] = fetch_first([m.url(key) for m in mirrors], folder / name, check=_format_check(key),
+                                 **fetch_kwargs)
     return paths
+
+
+def _format_check(key: str):
+    """What a downloaded (or cached) GTEx file must pass to be kept: its header, its columns."""
+    if key == "tpm":
+        return read_gct_header
+    return lambda path: _read_tsv(Path(path), ANNOTATION_COLUMNS[key])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,6 +253,10 @@ def _block(start: int, lines: list[bytes], header: GctHeader, path: Path):
 # annotations
 
 
+#: The columns linsig reads from each annotation file.
+ANNOTATION_COLUMNS = {"samples": ("SAMPID", "SMTS", "SMTSD"), "subjects": ("SUBJID", "SEX", "AGE")}
+
+
 def _read_tsv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     """The given columns of a GTEx annotation TSV, as strings; errors name file and column."""
     try:
@@ -270,8 +282,8 @@ def gtex_obs(sample_ids: Sequence[str], samples_path: str | Path, subjects_path:
     """Sample metadata for ``sample_ids`` (in order): ``tissue``, ``tissue_detail``, ``sex``,
     ``donor``, ``age``; indexed by ``SAMPID``."""
     samples_path, subjects_path = Path(samples_path), Path(subjects_path)
-    attrs = _read_tsv(samples_path, ["SAMPID", "SMTS", "SMTSD"]).drop_duplicates("SAMPID").set_index("SAMPID")
-    subj = _read_tsv(subjects_path, ["SUBJID", "SEX", "AGE"]).drop_duplicates("SUBJID").set_index("SUBJID")
+    attrs = _read_tsv(samples_path, ANNOTATION_COLUMNS["samples"]).drop_duplicates("SAMPID").set_index("SAMPID")
+    subj = _read_tsv(subjects_path, ANNOTATION_COLUMNS["subjects"]).drop_duplicates("SUBJID").set_index("SUBJID")
     ids = pd.Index(list(sample_ids), name=None)
     unknown = ids.difference(attrs.index)
     if len(unknown):

@@ -15,6 +15,10 @@ naming the file, column or sample at fault.
 from __future__ import annotations
 
 import logging
+import lzma
+import zipfile
+import zlib
+from collections import defaultdict
 from pathlib import Path
 
 import anndata as ad
@@ -41,8 +45,15 @@ def _preview(items, limit: int = 5) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV/TSV/Parquet table whose first column (or stored index) holds row ids."""
+def read_table(path: str | Path, text: bool = False) -> pd.DataFrame:
+    """Read a CSV/TSV/Parquet table whose first column (or stored index) holds row ids.
+
+    Ids are text, exactly as written (``000`` stays ``000``, it does not join ``0``), and
+    repeated column names stay repeated (pandas would rename the second ``g0`` to ``g0.1``) so
+    that the caller can refuse them. ``text``: every column is text too and only an empty cell
+    is missing — what a metadata table needs, where ``01`` and ``1`` are two labels and ``NA``
+    is a label, not a missing value.
+    """
     path = Path(path)
     if not path.exists():
         raise LinsigInputError(f"{path}: no such file")
@@ -59,7 +70,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
             if isinstance(df.index, pd.RangeIndex) and df.shape[1] > 0 and not pd.api.types.is_numeric_dtype(df.iloc[:, 0]):
                 df = df.set_index(df.columns[0])
         else:
-            df = pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], index_col=0, low_memory=False)
+            sep = TABLE_SUFFIXES[suffix]
+            # ({0: str} is the id column; a plain dtype=str leaves pandas parsing the ids as numbers)
+            options = (dict(dtype=defaultdict(lambda: str, {0: str}), keep_default_na=False, na_values=[""]) if text
+                       else dict(dtype={0: str}))
+            df = pd.read_csv(path, sep=sep, index_col=0, low_memory=False, **options)
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+            names = header.tolist()[len(header) - df.shape[1]:]  # a header may lack the id column's name
+            if len(names) == df.shape[1]:
+                df.columns = pd.Index(names, dtype=object)
+    except (EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise LinsigInputError(f"{path}: the compressed file is truncated or corrupt ({exc})") from exc
     except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as exc:
         raise LinsigInputError(f"{path}: cannot be read as a {suffix[1:]} table ({exc})") from exc
     if df.shape[0] == 0 or df.shape[1] == 0:
@@ -131,13 +152,18 @@ def read_expression_table(
     path = Path(path)
     expr = read_table(path)
     meta_source = metadata if isinstance(metadata, pd.DataFrame) else Path(metadata)
-    meta = metadata.copy() if isinstance(metadata, pd.DataFrame) else read_table(metadata)
+    meta = metadata.copy() if isinstance(metadata, pd.DataFrame) else read_table(metadata, text=True)
     meta.index = meta.index.map(str)
     _check_unique(meta.index, "sample", meta_source)
 
     if orientation == "auto":
         rows_found = expr.index.isin(meta.index).mean()
         cols_found = expr.columns.isin(meta.index).mean()
+        if rows_found == cols_found > 0:  # nothing to tell the axes apart by: do not guess
+            raise LinsigInputError(
+                f"{path}: as many row ids as column ids are sample ids of {meta_source}; give the layout "
+                "(--orientation samples-by-genes or genes-by-samples)"
+            )
         orientation = "genes-by-samples" if cols_found > rows_found else "samples-by-genes"
     if orientation == "genes-by-samples":
         _check_unique(expr.columns, "sample", path)
@@ -183,6 +209,7 @@ def read_h5ad(path: str | Path, backed: bool = True) -> ad.AnnData:
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise LinsigInputError(f"{path}: the dataset has no samples or no genes")
     _check_unique(adata.obs_names, "sample", path)
+    _check_unique(adata.var_names, "gene", path)
     info = dict(adata.uns.get("linsig", {}))
     info.setdefault("dataset", path.name.split(".")[0])
     info.setdefault("source", str(path))
@@ -201,7 +228,7 @@ def read_dataset(
     if _suffix(path) == ".h5ad":
         if metadata is not None:
             adata = read_h5ad(path, backed=False)
-            meta = read_table(metadata)
+            meta = read_table(metadata, text=True)
             _check_unique(meta.index, "sample", metadata)
             missing = adata.obs_names[~adata.obs_names.isin(meta.index)]
             if len(missing):

@@ -38,21 +38,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import logging
-import os
-import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from linsig.errors import DownloadError, LinsigInputError
+from linsig.outputs import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -399,20 +397,6 @@ def processed_path(cache_dir: Path, project: str, key: str) -> Path:
     return Path(cache_dir) / "processed" / f"{project}.{key}.npz"
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_processed(path: Path, result: ProjectResult) -> None:
     arrays = {"X": result.tpm.astype(np.float32, copy=False)}
     for col in _OBS_COLUMNS:
@@ -421,7 +405,7 @@ def save_processed(path: Path, result: ProjectResult) -> None:
         arrays[f"obs_{col}_na"] = values.isna().to_numpy(dtype=bool)
     meta = {k: getattr(result, k) for k in ("project", "n_runs", "n_sparse", "n_scrna", "n_no_coverage")}
     arrays["meta"] = np.array(json.dumps(meta))
-    _atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 def load_processed(path: Path) -> ProjectResult:

@@ -25,6 +25,7 @@ import anndata as ad
 import pandas as pd
 
 from linsig.errors import LinsigInputError
+from linsig.outputs import public_mode
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def add_sex_labels_file(compendium: str | Path, flynn_csv: str | Path, out: str 
                 write_elem(f, "uns", uns)
         except (OSError, KeyError) as exc:
             raise LinsigInputError(f"{compendium}: cannot be read as an .h5ad file ({exc})") from exc
+        public_mode(tmp)  # mkstemp's 0600 is for the temporary file, not the dataset
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

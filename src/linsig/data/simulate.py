@@ -13,13 +13,44 @@ by default each sample is its own study, as in the paper's code.
 
 from __future__ import annotations
 
+import math
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 
 from linsig.errors import LinsigInputError
+from linsig.validation import MAX_SEED
 
 KINDS = ("mixed", "linear", "noise")
+
+
+class InvalidSimulation(LinsigInputError):
+    """A bad simulation parameter; ``field`` is the argument of :func:`simulate`."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def check_simulation(kind: str = "mixed", n_samples: int = 1000, n_features: int = 5000, n_groups: int | None = None,
+                     shift: float = 6.0, class_balance: float = 0.5, seed: int = 0) -> None:
+    """Raise :class:`InvalidSimulation` for the first parameter :func:`simulate` cannot use."""
+    if kind not in KINDS:
+        raise InvalidSimulation("kind", f"unknown simulation {kind!r}; choose one of {', '.join(KINDS)}")
+    if n_samples < 2:
+        raise InvalidSimulation("n_samples", f"need at least 2 samples, got {n_samples}")
+    if n_features < 1:
+        raise InvalidSimulation("n_features", f"need at least 1 feature, got {n_features}")
+    if n_groups is not None and not 1 <= n_groups <= n_samples:
+        raise InvalidSimulation("n_groups", f"must be between 1 and the number of samples ({n_samples}), got {n_groups}")
+    if not math.isfinite(shift):
+        raise InvalidSimulation("shift", f"must be a finite number, got {shift}")
+    if not 0 < class_balance < 1:
+        raise InvalidSimulation("class_balance", f"the fraction of class 1 must be in (0, 1), got {class_balance}")
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidSimulation("seed", f"must be an integer from 0 to 2**32 - 1, got {seed}")
 
 
 def simulate(
@@ -50,15 +81,7 @@ def simulate(
     seed
         Seed of the NumPy generator; the same seed gives the same data.
     """
-    if kind not in KINDS:
-        raise LinsigInputError(f"unknown simulation {kind!r}; choose one of {', '.join(KINDS)}")
-    if n_samples < 2 or n_features < 1:
-        raise LinsigInputError(f"need at least 2 samples and 1 feature, got {n_samples} × {n_features}")
-    if not 0 < class_balance < 1:
-        raise LinsigInputError(f"class_balance must be in (0, 1), got {class_balance}")
-    if n_groups is not None and not 1 <= n_groups <= n_samples:
-        raise LinsigInputError(f"n_groups must be between 1 and n_samples ({n_samples}), got {n_groups}")
-
+    check_simulation(kind, n_samples, n_features, n_groups, shift, class_balance, seed)
     rng = np.random.default_rng(seed)
     n_pos = int(round(n_samples * class_balance))
     y = np.zeros(n_samples, dtype=np.int64)

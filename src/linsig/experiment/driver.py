@@ -51,8 +51,12 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
 
     units = expand(experiment)
     store = UnitStore(out_dir, lock_timeout=lock_timeout)
-    store.prepare()
-    store.write_manifest(experiment, units)
+    try:
+        store.adopt(experiment, units)  # refuses a folder that holds another definition
+        store.prepare()
+    except BaseException:
+        executor.close(cancel=True)
+        raise
     started = time.time()
     report = RunReport(total=len(units))
     pending: deque[WorkUnit] = deque()
@@ -141,6 +145,6 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
         store.release_all()
         bar.close()
     executor.close()
-    path, _ = store.combine()
+    path, _ = store.combine(units)
     report.results = os.fspath(path)
     return report

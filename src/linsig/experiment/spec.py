@@ -21,6 +21,7 @@ import yaml
 from linsig.errors import LinsigInputError
 from linsig.evaluation import SIGNALS, Settings
 from linsig.tasks import PRESETS as TASK_PRESETS
+from linsig.validation import InvalidSetting
 
 SUFFIXES = (".toml", ".yaml", ".yml")
 TOP_KEYS = ("name", "description", "data", "tasks", "settings", "pretraining")
@@ -46,6 +47,9 @@ DEVICES = ("auto", "cpu", "cuda")
 _MESSAGE_KEYS = (("model", "models"), ("tuning", "tuning"), ("signal", "signals"), ("split", "split"),
                  ("seeds", "seeds"), ("fractions", "fractions"), ("n_folds", "folds"), ("max_epochs", "epochs"),
                  ("batch_size", "batch_size"), ("threads", "threads"))
+# file key of a [data.NAME] simulation -> argument of linsig.data.simulate.simulate
+SIMULATION_ARGS = {"simulate": "kind", "samples": "n_samples", "features": "n_features", "groups": "n_groups",
+                   "shift": "shift", "balance": "class_balance", "seed": "seed"}
 PRETRAINING_KEYS = ("proportions",)
 DEFAULT_PROPORTIONS = (0.4, 0.4, 0.2)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)(?::-([^}]*))?\}")
@@ -266,6 +270,9 @@ def _settings(table: dict, origin: str) -> list[Settings]:
     for split in split_modes:
         try:
             out.append(Settings(**kwargs) if split is None else Settings(split=split, **kwargs))
+        except InvalidSetting as exc:
+            key = next((k for k, (name, _) in SETTINGS_KEYS.items() if name == exc.field), None)
+            _fail(origin, f"settings.{key}" if key else "settings", exc.problem if key else str(exc))
         except LinsigInputError as exc:
             key = next((k for word, k in _MESSAGE_KEYS if word in str(exc)), None)
             _fail(origin, f"settings.{key}" if key else "settings", str(exc))
@@ -332,7 +339,7 @@ def _dataset(key: str, table, origin: str, base: Path, default_tasks, check: boo
     _check_keys(table, DATASET_KEYS[kind], where, origin)
     source: dict[str, Any] = {}
     if kind == "simulate":
-        from linsig.data.simulate import KINDS
+        from linsig.data.simulate import KINDS, InvalidSimulation, check_simulation
 
         if table["simulate"] not in KINDS:
             _fail(origin, f"{where}.simulate", f"unknown simulation {table['simulate']!r}; choose one of {', '.join(KINDS)}")
@@ -341,6 +348,10 @@ def _dataset(key: str, table, origin: str, base: Path, default_tasks, check: boo
                           ("shift", float), ("balance", float)):
             if name in table and table[name] is not None:
                 source[name] = _convert(table[name], typ, f"{where}.{name}", origin)
+        try:  # now, not when the first unit simulates the data
+            check_simulation(**{SIMULATION_ARGS[k]: v for k, v in source.items()})
+        except InvalidSimulation as exc:
+            _fail(origin, f"{where}.{next(k for k, v in SIMULATION_ARGS.items() if v == exc.field)}", exc.problem)
     else:
         if kind == "example":
             from linsig.data.examples import EXAMPLES, example_path

@@ -2,22 +2,26 @@
 
 Layout of ``DIR``::
 
-    experiment.json          the expanded experiment (units and their keys), rewritten by each run
-    units/<key>.parquet      the rows of a finished unit (written atomically; key and row count embedded)
+    experiment.json          the experiment the folder holds (its definition: units and their keys),
+                             written once, by the first runner; a runner of another definition is refused
+    units/<key>.parquet      the rows of a finished unit (written atomically; key, row count and
+                             SHA-256 of the rows embedded)
     units/<key>.json         status (done/failed), error and traceback, timing, host, task summary
     units/<key>.lock         claim of a unit being computed (pid, host, time; touched as a heartbeat)
     units.log                one JSON line per unit computed (who computed what, when)
     results.parquet          all finished units' rows (+ summary.json), rebuilt at the end of a run
 
-A unit counts as finished only when its parquet file parses and the key and row count stored in
-its metadata match; anything else (missing, truncated, corrupt) is recomputed. Claims are files
+A unit counts as finished only when its parquet file parses and the key, row count and checksum
+stored in its metadata match; anything else (missing, truncated, corrupt, edited) is recomputed. Claims are files
 created exclusively (hard link of a complete file, else ``O_CREAT | O_EXCL``); a claim whose owner died (same host, pid gone) or whose
 heartbeat is older than the lock timeout is taken over under a second exclusive file, so two
-runners never compute the same unit.
+runners never compute the same unit. A claim that cannot be read counts as fresh only while its
+file is younger than the lock timeout (it may be being written); after that it is stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -32,16 +36,56 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from linsig import __version__
+from linsig.errors import LinsigInputError
 from linsig.evaluation import results_frame
-from linsig.results import atomic_write_bytes, write_run
+from linsig.outputs import atomic_write_bytes
+from linsig.results import write_run
 from linsig.system import pid_alive
 
 UNITS_DIR = "units"
 MANIFEST = "experiment.json"
 LOG = "units.log"
-META_KEY, META_ROWS = b"linsig.unit", b"linsig.rows"
+META_KEY, META_ROWS, META_SHA = b"linsig.unit", b"linsig.rows", b"linsig.sha256"
 SORT_COLUMNS = ["dataset", "task", "split", "pretraining", "model", "seed", "fold", "signal", "train_fraction"]
 HOST = socket.gethostname()
+
+
+def rows_digest(table: pa.Table) -> str:
+    """SHA-256 of a unit table's column names and values (not of its file: any edit changes it)."""
+    h = hashlib.sha256()
+    for name in table.column_names:
+        h.update(json.dumps([name, table.column(name).to_pylist()], default=str).encode())
+    return h.hexdigest()
+
+
+def _definition(manifest: dict) -> str:
+    """What makes two runs the same experiment: the keys of their units (settings, data, version)."""
+    return hashlib.sha256("\n".join(sorted(u["key"] for u in manifest.get("units", []))).encode()).hexdigest()
+
+
+def _flat(value, prefix: str = "") -> dict:
+    if isinstance(value, dict) and value:
+        out = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """Readable differences between two manifests' definitions (settings, data files, version)."""
+    out = []
+    if old.get("linsig_version") != new.get("linsig_version"):
+        out.append(f"linsig {old.get('linsig_version')} there, {new.get('linsig_version')} here")
+    a, b = (_flat(json.loads(json.dumps(m.get("document", {}), default=str))) for m in (old, new))
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            out.append(f"{key}: {a.get(key, '(not set)')!r} there, {b.get(key, '(not set)')!r} here")
+    for name, source in (new.get("sources") or {}).items():
+        before = (old.get("sources") or {}).get(name)
+        if before is not None and before.get("fingerprint") != source.get("fingerprint"):
+            out.append(f"data.{name}: the file changed since (size or modification time)")
+    return out
 
 
 class UnitStore:
@@ -72,6 +116,8 @@ class UnitStore:
             meta = table.schema.metadata or {}
             if meta.get(META_KEY) != key.encode() or meta.get(META_ROWS) != str(table.num_rows).encode():
                 return None
+            if meta.get(META_SHA) != rows_digest(table).encode():  # edited, or written without a checksum
+                return None
             return table.to_pandas()
         except Exception:  # missing, truncated, not parquet: not finished
             return None
@@ -101,7 +147,8 @@ class UnitStore:
             df["unit"] = key
             table = pa.Table.from_pandas(df, preserve_index=False)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: key.encode(),
-                                                   META_ROWS: str(table.num_rows).encode()})
+                                                   META_ROWS: str(table.num_rows).encode(),
+                                                   META_SHA: rows_digest(table).encode()})
             buf = io.BytesIO()
             pq.write_table(table, buf)
             atomic_write_bytes(self.path(key, "parquet"), buf.getvalue())
@@ -119,12 +166,20 @@ class UnitStore:
         path = self.path(key, "lock")
         try:
             info = json.loads(path.read_text() or "{}")
+            if not isinstance(info, dict):
+                raise ValueError("not a claim")
             info["mtime"] = path.stat().st_mtime
             return info
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):  # being written right now: treat as held, fresh
-            return {"mtime": time.time()}
+        except (OSError, ValueError):
+            # Being written this instant, or cut mid-write for good (a runner killed on a file
+            # system without hard links, an edit): the file's own age tells which, so that it
+            # goes stale after the lock timeout instead of looking fresh forever.
+            try:
+                return {"mtime": path.stat().st_mtime, "unreadable": True}
+            except OSError:
+                return None
 
     def is_stale(self, info: dict) -> bool:
         if info.get("host") == HOST and isinstance(info.get("pid"), int) and not pid_alive(info["pid"]):
@@ -138,7 +193,7 @@ class UnitStore:
             return "free"
         return "stale" if self.is_stale(info) else "held"
 
-    def _create_exclusive(self, path: Path, info: dict) -> bool:
+    def _create_exclusive(self, path: Path, info: dict | str) -> bool:
         """Create ``path`` holding ``info`` only if it does not exist; False when it does.
 
         The content is written to a private file first and hard-linked into place: the link
@@ -146,8 +201,9 @@ class UnitStore:
         that others would have to wait out (and ``link`` is exclusive on NFS, unlike ``O_EXCL``
         on old clients). File systems without hard links fall back to ``O_EXCL``.
         """
+        text = info if isinstance(info, str) else json.dumps(info)
         tmp = path.with_name(f".{path.name}.{self.token}.tmp")
-        tmp.write_text(json.dumps(info))
+        tmp.write_text(text)
         try:
             os.link(tmp, path)
             return True
@@ -159,7 +215,7 @@ class UnitStore:
             except FileExistsError:
                 return False
             with os.fdopen(fd, "w") as fh:
-                json.dump(info, fh)
+                fh.write(text)
             return True
         finally:
             tmp.unlink(missing_ok=True)
@@ -242,12 +298,48 @@ class UnitStore:
             self._beat.join(timeout=5)
 
     # -- manifest and combined table -------------------------------------------------------
-    def write_manifest(self, experiment, units) -> None:
+    @staticmethod
+    def manifest(experiment, units) -> dict:
         manifest = {
             "linsig_version": __version__, **experiment.to_dict(), "written": time.time(), "n_units": len(units),
+            "sources": {ds.key: ds.source for ds in experiment.datasets},
             "units": [{"key": u.key, "unit": u.describe(), "device": u.device} for u in units],
         }
-        atomic_write_bytes(self.root / MANIFEST, json.dumps(manifest, indent=1, default=str).encode())
+        manifest["definition"] = _definition(manifest)
+        return manifest
+
+    def adopt(self, experiment, units) -> None:
+        """Make this folder hold ``experiment``; refuse if it already holds another definition.
+
+        The first runner writes ``experiment.json`` exclusively (hard link, like a claim); later
+        runners of the same units go on, and a runner with other settings, data or linsig
+        version gets a :class:`LinsigInputError` naming the differences, so that it never
+        rewrites the definition under a runner still working on it, and the results table of a
+        folder always holds one experiment.
+        """
+        manifest = self.manifest(experiment, units)
+        text = json.dumps(manifest, indent=1, default=str)
+        path = self.root / MANIFEST
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self._create_exclusive(path, text):
+            return
+        existing = None
+        for _ in range(10):  # another runner may be writing it this instant (no hard links here)
+            existing = self.read_manifest()
+            if existing is not None:
+                break
+            time.sleep(0.1)
+        if existing is None:  # unreadable (an edit, or cut by an older linsig): it defines nothing
+            atomic_write_bytes(path, text.encode())
+            return
+        if existing.get("definition", _definition(existing)) == manifest["definition"]:
+            return
+        differences = _differences(existing, manifest) or ["its units differ"]
+        raise LinsigInputError(
+            f"{self.root}: this folder holds experiment {existing.get('experiment')!r} with other settings "
+            f"({'; '.join(differences[:4])}{'; …' if len(differences) > 4 else ''}); nothing was changed. "
+            f"Use another --out, or delete {path} to run this definition here (finished units it shares are kept)"
+        )
 
     def read_manifest(self) -> dict | None:
         try:
@@ -255,16 +347,21 @@ class UnitStore:
         except (OSError, ValueError):
             return None
 
-    def combine(self) -> tuple[Path, pd.DataFrame]:
-        """Rebuild ``results.parquet`` and ``summary.json`` from the finished units of the manifest."""
+    def combine(self, units=None) -> tuple[Path, pd.DataFrame]:
+        """Rebuild ``results.parquet`` and ``summary.json`` from the finished units.
+
+        ``units``: those of the runner combining (so that what it reports is what it wrote);
+        default: the units of the folder's ``experiment.json``.
+        """
         manifest = self.read_manifest() or {"units": []}
+        keys = [u.key for u in units] if units is not None else [entry["key"] for entry in manifest["units"]]
         frames, tasks = [], {}
-        for entry in manifest["units"]:
-            rows = self.read_rows(entry["key"])
+        for key in keys:
+            rows = self.read_rows(key)
             if rows is None:
                 continue
             frames.append(rows)
-            task = (self.read_meta(entry["key"]) or {}).get("task")
+            task = (self.read_meta(key) or {}).get("task")
             if task:
                 tasks[(task.get("dataset"), task.get("task"))] = task
         config = {k: manifest.get(k) for k in ("experiment", "origin", "document", "n_units")}
