@@ -383,7 +383,7 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 .muted{color:#666;font-size:.9em}figure{margin:1em 0 2em}figure img{max-width:100%;
 border:1px solid #eee}figcaption{font-size:.9em;color:#444}
 ul.lines li{margin:.3em 0}code{background:#f3f3f3;padding:0 .2em}
-.scroll{overflow-x:auto}td.n{white-space:nowrap}td:first-child{min-width:10em}
+.scroll{overflow-x:auto}td.n{white-space:nowrap}td:nth-child(1){min-width:10em}
 """
 
 # Marks the page once every image has loaded (used by the browser test and handy when
