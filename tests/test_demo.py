@@ -25,3 +25,7 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     assert "Verdict" in html and "sim-mixed" in html
     assert "Class × group balance" in html and "GSE1827_eset" in html  # the study-wise task's class × study table
     assert "mean balanced accuracy" in res.output
+    # the verdict's statistics (issue 11): Bayesian probabilities, the cross-task view and its figure
+    assert "P(non-linear better / practically equivalent / linear better)" in html and ", probability " in html
+    assert 'id="verdict-across"' in html and 'id="fig-critical_difference__study__none"' in html
+    assert set(pd.read_parquet(out / "verdict.parquet")["question"]) >= {"a", "b", "a across tasks"}

@@ -247,5 +247,24 @@ def test_figure_specs_choose_the_paper_figures():
                     synthetic_results(pairs, pretraining="pretrained", **small)])
     kinds = pd.Series([s["kind"] for s in figure_specs(df)]).value_counts().to_dict()
     assert kinds == {"learning_curve": 2 + 1 + 2 + 2, "binary_tasks": 3, "simulated": 1,
-                     "split_comparison": 2, "pretraining_comparison": 2}
+                     "split_comparison": 2, "pretraining_comparison": 2,
+                     "critical_difference": 3}  # one per (split, pretraining) with two or more tasks
     assert figure_specs(df.assign(status="skipped")) == []
+
+
+def test_critical_difference_diagram():
+    from linsig.plots import _cliques, critical_difference_figure
+
+    ranked = [("a", 1.0), ("b", 1.5), ("c", 3.0), ("d", 3.2)]
+    assert _cliques(ranked, 1.0) == [(0, 1), (2, 3)]
+    assert _cliques(ranked, 2.1) == [(0, 2), (1, 3)]
+    assert _cliques(ranked, 0.1) == []
+    levels = {("gtex", f"t{i}", 2): {"none": {"logreg": 0.80, "svm": 0.79, "mlp3": 0.9 + 0.001 * i}}
+              for i in range(10)}
+    fig = critical_difference_figure(synthetic_results(levels, seeds=1, folds=2, fractions=1, noise=0.0,
+                                                       cluster_sd=0.0, learning=0.0))
+    gids = [line.get_gid() for line in fig.axes[0].lines]
+    # mean ranks mlp3 1, logreg 2, svm 3 over 10 tasks; CD(3, 10) = 1.05: logreg is joined to both
+    assert {"cd", "rank:mlp3", "rank:logreg", "rank:svm"} <= set(gids) and gids.count("clique") == 2
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "mlp3 (1.00)" in texts and "CD = 1.05" in texts

@@ -96,23 +96,29 @@ def test_small_difference_inside_margin_is_no_clear_difference():
 
 
 def test_paired_cluster_t_interval_known_answer():
-    # 2 seeds x 2 folds x 2 fractions; per (seed, fold) mean differences 0.1, 0.2, 0.1, 0.3
+    # 2 seeds x 2 folds x 2 fractions; per (seed, fold) mean differences 0.1, 0.2, 0.1, 0.3;
+    # validation folds of 50, outer training folds of 100: n_val/n_train = 0.5
     rows = []
     diffs = {(0, 0): 0.1, (0, 1): 0.2, (1, 0): 0.1, (1, 1): 0.3}
     for (seed, fold), d in diffs.items():
         for frac, jitter in ((0.5, -0.02), (1.0, 0.02)):
             for model, ba in (("logreg", 0.6), ("mlp3", 0.6 + d + jitter)):
                 rows.append(dict(dataset="d", task="t", model=model, seed=seed, fold=fold,
-                                 signal="none", train_fraction=frac, n_train=int(100 * frac),
+                                 signal="none", train_fraction=frac, n_train=int(100 * frac), n_val=50,
                                  balanced_accuracy=ba, n_classes=2))
     # an unpaired row (no logreg partner) is ignored
     rows.append(dict(rows[-1], train_fraction=0.25, n_train=25))
     c = only_group(compare_models(pd.DataFrame(rows)))["comparisons"][0]
     vals = np.array(list(diffs.values()))
-    half = stats.t.ppf(0.975, 3) * vals.std(ddof=1) / 2
-    assert c["n_units"] == 8 and c["n_clusters"] == 4
-    assert c["mean_diff"] == pytest.approx(0.175)
+    se = vals.std(ddof=1) * np.sqrt(1 / 4 + 0.5)  # corrected repeated k-fold t-test
+    half = stats.t.ppf(0.975, 3) * se
+    assert c["n_units"] == 8 and c["n_clusters"] == 4 and c["ratio"] == pytest.approx(0.5)
+    assert c["mean_diff"] == pytest.approx(0.175) and c["se"] == pytest.approx(se)
     assert (c["ci_low"], c["ci_high"]) == pytest.approx((0.175 - half, 0.175 + half))
+    assert c["p_value"] == pytest.approx(2 * stats.t.sf(0.175 / se, 3))
+    # the plain t-test of linsig 0.1 (variance / J) is what corrected=False gives
+    plain = only_group(compare_models(pd.DataFrame(rows), corrected=False))["comparisons"][0]
+    assert plain["se"] == pytest.approx(vals.std(ddof=1) / 2)
 
 
 # ------------------------------------------------------------------ (b) non-linear signal
@@ -164,17 +170,19 @@ def test_holm_adjustment():
 
 
 def test_weak_signal_in_one_of_several_networks_is_held_to_the_adjusted_p():
-    # each network's excess has one-sided p ~ 0.03: enough for one model tested alone, not for
-    # the claim "some network is above chance" when two were tested (Holm: ~0.065)
+    # each network's excess has corrected one-sided p ~ 0.03: enough for one model tested alone,
+    # not for the claim "some network is above chance" when two were tested (Holm: ~0.065)
     z = np.array([-1.5, -1.0, -0.5, -0.2, 0.0, 0.1, 0.3, 0.6, 1.0, 1.2])
     z = (z - z.mean()) / z.std(ddof=1)
-    excess = 0.02 + 0.0301 * z
-    rows = [dict(dataset="d", task="t", model=model, seed=i, fold=0, signal="removed", train_fraction=1.0,
-                 n_train=100, balanced_accuracy=0.5 + (e if model in ("mlp3", "mlp5") else 0.0), n_classes=2)
+    excess = 0.0375 + 0.0301 * z
+    rows = [dict(dataset="d", task="t", model=model, seed=i // 5, fold=i % 5, signal="removed",
+                 train_fraction=1.0, n_train=100, n_val=25,
+                 balanced_accuracy=0.5 + (e if model in ("mlp3", "mlp5") else 0.0), n_classes=2)
             for model in ("logreg", "mlp3", "mlp5") for i, e in enumerate(excess)]
     df = pd.DataFrame(rows)
     one = only_group(nonlinear_signal_test(df[df.model != "mlp5"]))
-    assert one["models"][1]["p_value"] == pytest.approx(stats.t.sf(0.02 / (0.0301 / np.sqrt(10)), 9))
+    se = 0.0301 * np.sqrt(1 / 10 + 25 / 100)
+    assert one["models"][1]["p_value"] == pytest.approx(stats.t.sf(0.0375 / se, 9))
     assert one["models"][1]["p_value"] < 0.05 and one["verdict"] == SIGNAL
     two = only_group(nonlinear_signal_test(df))
     assert all(0.05 < m["p_adjusted"] < 0.1 for m in two["models"] if not m["linear"])
@@ -246,7 +254,7 @@ def report_path(run_dir):
 
 
 def test_write_report_contents(run_dir, report_path):
-    assert report_path == run_dir / "report.html"
+    assert report_path == run_dir / "report.html" and (run_dir / "verdict.parquet").exists()
     page = report_path.read_text()
     assert (run_dir / "figures" / "index.json").exists()  # figures made when missing
     assert page.count("data:image/png;base64,") == 1  # one figure for one task
@@ -333,3 +341,48 @@ def test_headline_counts_the_study_wise_analysis_only():
     v = verdict(pd.concat([study, sample], ignore_index=True))
     assert v.answer_a == TIE
     assert any("sample-wise" in line and BEAT in line for line in v.lines_a)
+
+
+# ------------------------------------------------------------------ statistics in the report
+
+def test_report_words_the_bayesian_probabilities_and_detectable_difference():
+    v = verdict(TIE_DF)
+    (line,) = v.short_a
+    assert TIE in line and "practically equivalent, probability" in line
+    assert "could have detected a difference of about ±" in line
+    assert "P(practically equivalent)" in v.text and "corrected p" in v.text
+    win = verdict(WIN)
+    assert "mlp3 better, probability > 0.99" in win.short_a[0]
+
+
+def test_report_of_several_tasks_has_the_cross_task_view_and_verdict_table(tmp_path):
+    levels = {("gtex", f"tissue:t{i}", 2): {"none": {"logreg": 0.80, "svm": 0.78, "mlp3": 0.82 + 0.01 * i},
+                                            "removed": {"logreg": 0.5, "svm": 0.5, "mlp3": 0.52}}
+              for i in range(3)}
+    synthetic_results(levels, seeds=2, fractions=2).to_parquet(tmp_path / "results.parquet")
+    from linsig.cli import main
+
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--rope", "0.02", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="verdict-across"' in page and "Mean rank" in page and "Wilcoxon p" in page
+    assert 'id="fig-critical_difference__study__none"' in page  # the CD diagram, in the cross-task section
+    assert page.index('id="fig-critical_difference') < page.index("<h2>Data and tasks</h2>")
+    assert "P(non-linear better / practically equivalent / linear better)" in page and "±0.02" in page
+    table = pd.read_parquet(tmp_path / "verdict.parquet")
+    assert set(table["question"]) == {"a", "b", "a across tasks"}
+    a = table[table.question == "a"]
+    assert len(a) == 3 and (a["rope"] == 0.02).all() and a["prob_greater"].between(0, 1).all()
+    ranks = table[table.question == "a across tasks"].set_index("model")["mean_rank"]
+    assert ranks["mlp3"] == 1.0 and ranks["svm"] == 3.0
+
+
+def test_permutation_rows_are_neither_plotted_nor_counted_as_skipped(tmp_path):
+    real = WIN[WIN.signal == "removed"].assign(permutation=0)
+    perm = real.assign(permutation=1, balanced_accuracy=0.5)
+    df = pd.concat([WIN[WIN.signal == "none"], real, perm], ignore_index=True)
+    df.to_parquet(tmp_path / "results.parquet")
+    page = write_report(tmp_path).read_text()
+    assert "0 skipped" in page and "rows of 1 label permutations" in page
+    sig = verdict(df).signal
+    assert sig["permutations"] == 1 and sig["groups"][0]["models"][2]["p_permutation"] == pytest.approx(0.5)

@@ -113,6 +113,8 @@ def _fill_defaults(df: pd.DataFrame) -> pd.DataFrame:
         df.loc[missing, "chance_balanced_accuracy"] = 1.0 / df.loc[missing, "n_classes"].astype(float)
     for column in ("dataset", "task", "model", "signal", "split", "pretraining", "status"):
         df[column] = df[column].astype(str)
+    if "permutation" in df.columns:  # rows of real labels have none (or 0) in tables that mix both
+        df["permutation"] = df["permutation"].fillna(0).astype("int64")
     return df
 
 
@@ -151,10 +153,25 @@ def load_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     return _fill_defaults(df)
 
 
+def _scored(df: pd.DataFrame) -> pd.Series:
+    return (df["status"] == "ok") & np.isfinite(df["balanced_accuracy"].astype(float))
+
+
+def _permuted(df: pd.DataFrame) -> pd.Series:
+    if "permutation" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["permutation"].fillna(0).astype("int64") > 0
+
+
 def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows with ``status == "ok"`` and a finite balanced accuracy (what every figure uses)."""
-    ok = (df["status"] == "ok") & np.isfinite(df["balanced_accuracy"].astype(float))
-    return df[ok]
+    """Rows with ``status == "ok"``, a finite balanced accuracy and the real labels (what every
+    figure and table uses; rows of a label permutation only serve the permutation test)."""
+    return df[_scored(df) & ~_permuted(df)]
+
+
+def permutation_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Scored rows of label permutations (``permutation > 0``, from ``--permutations N``)."""
+    return df[_scored(df) & _permuted(df)]
 
 
 def load_summary(run_dir: str | os.PathLike | None) -> dict | None:
@@ -514,6 +531,81 @@ def pretraining_comparison_figure(df: pd.DataFrame, title: str | None = None,
     return _grid_figure(df, rows, title or f"{_dataset_task_title(df)}: pretraining", frac=frac)
 
 
+def _cliques(ranked: list[tuple[str, float]], cd: float) -> list[tuple[int, int]]:
+    """Maximal runs (first, last index) of rank-sorted models whose mean ranks span less than
+    ``cd``: the groups a critical-difference diagram joins with a bar."""
+    runs = []
+    for i in range(len(ranked)):
+        j = i
+        while j + 1 < len(ranked) and ranked[j + 1][1] - ranked[i][1] < cd:
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    return runs
+
+
+def draw_critical_difference(ax, mean_ranks: dict[str, float], cd: float, n_tasks: int,
+                             colors: dict[str, str] | None = None) -> None:
+    """A Demšar (2006) critical-difference diagram on ``ax``.
+
+    The axis runs from rank 1 (best, left) to k; each model hangs from its mean rank, the better
+    half labelled on the left, the rest on the right. A bar (``gid`` = ``"clique"``) joins
+    models whose mean ranks differ by less than the Nemenyi critical difference ``cd``, i.e.
+    that the test cannot tell apart; the ``CD`` segment (``gid`` = ``"cd"``) shows its length.
+    """
+    ranked = sorted(mean_ranks.items(), key=lambda kv: (kv[1], kv[0]))
+    k = len(ranked)
+    colors = colors or model_colors(mean_ranks)
+    half = (k + 1) // 2
+    # room for the labels outside the rank axis (text is not part of the constrained layout)
+    room = 0.35 + 0.09 * max(len(f"{m} (0.00)") for m in mean_ranks)
+    ax.set_xlim(0.5 - room, k + 0.5 + room)
+    rows = max(half, k - half)
+    ax.set_ylim(-(rows + 1.2), 2.2)
+    ax.axis("off")
+    ax.plot([1, k], [0, 0], color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0, 0.18], color="black", lw=1)
+        ax.text(r, 0.3, str(r), ha="center", va="bottom", fontsize=9)
+    if np.isfinite(cd):
+        end = min(1 + cd, k + 0.7)
+        ax.plot([1, end], [1.5, 1.5], color="black", lw=1.5, gid="cd")
+        for x in (1, end):
+            ax.plot([x, x], [1.38, 1.62], color="black", lw=1.5)
+        ax.text((1 + end) / 2, 1.7, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=9)
+    for i, (model, rank) in enumerate(ranked):
+        left = i < half
+        depth = -(i + 1) if left else -(k - i)
+        x_text = 0.6 if left else k + 0.4
+        color = colors.get(model, "#333333")
+        ax.plot([rank, rank, x_text], [0, depth, depth], color=color, lw=1.2, gid=f"rank:{model}")
+        ax.text(x_text + (-0.05 if left else 0.05), depth, f"{model} ({rank:.2f})",
+                ha="right" if left else "left", va="center", fontsize=9, color=color)
+    if np.isfinite(cd):
+        for n, (a, b) in enumerate(_cliques(ranked, cd)):
+            y = -0.35 - 0.22 * n
+            ax.plot([ranked[a][1] - 0.05, ranked[b][1] + 0.05], [y, y], color="black", lw=3.5,
+                    solid_capstyle="round", gid="clique")
+    ax.set_title(f"Mean rank over {n_tasks} tasks (1 = best)", fontsize=10)
+
+
+def critical_difference_figure(df: pd.DataFrame, title: str | None = None, alpha: float = 0.05) -> Figure:
+    """Across tasks: Demšar's critical-difference diagram of the models' mean ranks (rows with
+    signal ``none``; the first stratum of :func:`linsig.stats.cross_task`)."""
+    from linsig.stats import cross_task  # stats builds on this module's loaders
+
+    result = cross_task(df, alpha=alpha)
+    if not result["available"]:
+        raise LinsigInputError(f"no critical-difference diagram: {result['message']}")
+    s = result["strata"][0]
+    k = len(s["models"])
+    fig = Figure(figsize=(max(6.5, 1.1 * k + 4.5), 1.6 + 0.42 * ((k + 1) // 2)), layout="constrained")
+    ax = fig.subplots()
+    draw_critical_difference(ax, s["mean_ranks"], s["cd"], s["n_tasks"])
+    fig.suptitle(title or "Models ranked across tasks")
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # A whole run
 # --------------------------------------------------------------------------------------------
@@ -605,6 +697,24 @@ def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
                 f"{dataset}: {task}: with and without pretraining",
                 "S4 style: models trained from scratch (top) and pretrained then fine-tuned "
                 "(bottom).", pretraining_comparison_figure, sub)
+
+    from linsig.stats import cross_task, group_keys  # stats builds on this module's loaders
+
+    strata = [k for k in group_keys(df) if k not in ("dataset", "task")]
+    before = df[df["signal"] == "none"]
+    for skeys, sub in before.groupby(strata, sort=True, dropna=False):
+        result = cross_task(sub)
+        if not result["available"]:
+            continue
+        s = result["strata"][0]
+        parts = [SPLIT_LABELS.get(s["split"], s["split"] + " split")]
+        parts += [p for p in (s["pretraining"] if s["pretraining"] != "none" else "", s.get("recipe", "")) if p]
+        add("critical_difference", _slug("critical_difference", *skeys),
+            f"Models ranked across {s['n_tasks']} tasks ({', '.join(parts)})",
+            "Mean rank of each model's balanced accuracy before signal removal over the tasks "
+            "(1 = best). Models joined by a bar are not distinguishable by the Nemenyi test at "
+            "α = 0.05: their mean ranks differ by less than the critical difference CD (Demšar 2006).",
+            critical_difference_figure, sub)
     return specs
 
 

@@ -1,43 +1,25 @@
-"""A self-contained HTML report of a linsig run, and the statistics behind its verdict.
+"""A self-contained HTML report of a linsig run, with the verdict and the statistics behind it.
 
-The report answers two questions (Heil, Crawford & Greene 2023):
+The report answers two questions (Heil, Crawford & Greene 2023) per analysis group (dataset,
+task, split, pretraining, and recipe when the table has it):
 
-(a) **Do the non-linear models beat the linear baseline?** :func:`compare_models`.
-    Rows with ``signal == "none"``. The linear baseline of a task is the linear model
-    (``logreg`` or ``svm``) with the higher mean balanced accuracy over the task; every other
-    model that is not linear (``mlp3``, ``mlp5``, ...) is compared with it on the units both
-    were scored on: the same ``(seed, fold, train_fraction)``. Pairs that share a ``(seed,
-    fold)`` share a validation fold and training subsamples and are therefore correlated, so
-    the paired differences are first averaged within each ``(seed, fold)`` cluster, and the
-    95% interval is the t-interval over the cluster means (``G`` clusters, ``G - 1`` degrees
-    of freedom). The point estimate is the mean of the cluster means.
-    Words, with practical margin ``margin`` (default 0.01 balanced accuracy):
+(a) **Do the non-linear models beat the linear baseline?** Rows with ``signal == "none"``; each
+    non-linear model against the better of logreg/svm, with the corrected repeated k-fold
+    t-test and the Bayesian correlated t-test (P(non-linear better), P(practically equivalent),
+    P(linear better) with a ROPE of ±0.01 balanced accuracy); "no clear difference" also states
+    the smallest difference the run could have detected. Leave-one-study-out runs add the
+    analysis per held-out study.
+(b) **Is there predictive non-linear signal?** Rows with ``signal == "removed"``; each model's
+    excess over chance, tested with the corrected t-test, or with the permutation test when the
+    run holds permutation rows (``--permutations N``).
 
-    * ``"non-linear models beat the linear baseline"``: interval above 0 and mean > margin;
-    * ``"linear baseline beats the non-linear models"``: interval below 0 and mean < -margin;
-    * ``"no clear difference"`` otherwise (or with fewer than two clusters).
-
-    Per task the verdict follows the best non-linear model (highest mean difference): it wins
-    if that model wins; the linear baseline wins if every non-linear model loses.
-
-(b) **Is there predictive non-linear signal?** :func:`nonlinear_signal_test`.
-    Rows with ``signal == "removed"`` (linear signal removed by limma from train and validation
-    sets separately). For each model, the excess ``balanced_accuracy - chance_balanced_accuracy``
-    (chance = the majority-class predictor's balanced accuracy, 1/(classes in the validation fold)) is averaged per ``(seed, fold)`` over
-    all training sizes; a one-sided one-sample t-test over the cluster means tests excess > 0
-    (p-value), with a two-sided 95% t-interval for the mean excess. A model is *above chance*
-    when p < 0.05 and mean excess > margin, where p is Holm-adjusted over the task's non-linear
-    models (one claim, several models tested) and raw for the linear models (their check that
-    the removal worked errs on the side of flagging leftover signal). Verdict ``"non-linear signal present"`` when at
-    least one non-linear model is above chance, ``"no non-linear signal detected"`` otherwise.
-    The linear models must fall to chance (that shows the removal worked); if one stays above
-    it, the verdict is ``"inconclusive: linear signal was left after removal"`` whatever the
-    non-linear models do. Without any non-linear model the verdict is ``"not tested: no
-    non-linear model was run"``.
-
-Both are computed separately for every ``(dataset, task, split, pretraining)``; the one-line
-answers summarise the main analysis (study-wise split and no pretraining when present). Skipped rows
-(``status != "ok"``) are never used but are counted in the report.
+Runs with several tasks add the cross-task view: mean ranks, Wilcoxon signed-rank and sign
+tests over tasks, and a critical-difference diagram. All statistics come from
+:mod:`linsig.stats` (methods, assumptions and references are documented there and in
+docs/report.md); this module only words and renders them, and writes them as
+``verdict.parquet`` beside ``results.parquet``. The one-line answers summarise the main
+analysis (study-wise split and no pretraining when present). Skipped rows (``status != "ok"``)
+are never used but are counted in the report.
 """
 
 from __future__ import annotations
@@ -45,6 +27,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import io
 import json
 import os
 import re
@@ -53,222 +36,46 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import stats as _scipy_stats
 
 from linsig import __version__
 from linsig.confounding import confounding_html  # the class × group section (its own module)
 from linsig.errors import LinsigInputError
-from linsig.outputs import atomic_write_bytes, confined, file_sha256, refuse_overwriting
+from linsig.outputs import confined, file_sha256, refuse_overwriting, write_set
 from linsig.plots import (
     FIGURE_INDEX,
-    LINEAR_MODELS,
     load_results,
     load_summary,
     model_order,
+    permutation_rows,
     plot_run,
     signal_label,
     signal_order,
     usable_rows,
 )
 from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE
+from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
+    ALPHA,
+    BEAT,
+    INCONCLUSIVE,
+    LOSE,
+    NO_SIGNAL,
+    NOT_RUN,
+    NOT_TESTED,
+    ROPE,
+    SIGNAL,
+    TIE,
+    compare_models,
+    cross_task,
+    group_keys,
+    holm,
+    is_linear,
+    nonlinear_signal_test,
+    per_study,
+    verdict_table,
+)
 
-MARGIN = 0.01
-ALPHA = 0.05
-GROUP_KEYS = ["dataset", "task", "split", "pretraining"]
-CLUSTER_KEYS = ["seed", "fold"]
-
-BEAT = "non-linear models beat the linear baseline"
-LOSE = "linear baseline beats the non-linear models"
-TIE = "no clear difference"
-SIGNAL = "non-linear signal present"
-NO_SIGNAL = "no non-linear signal detected"
-INCONCLUSIVE = "inconclusive: linear signal was left after removal"
-NOT_TESTED = "not tested: no non-linear model was run"
-NOT_RUN = ("could not be answered: the run has no rows with signal 'removed'; run again with "
-           "`--signal none,removed` to remove the linear signal and test for non-linear signal")
-
-
-def is_linear(model: str) -> bool:
-    return model in LINEAR_MODELS
-
-
-def _t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided t-interval of ``values`` (NaN interval with fewer than 2 values)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = values.size
-    if n == 0:
-        return np.nan, np.nan, np.nan
-    mean = float(values.mean())
-    if n < 2:
-        return mean, np.nan, np.nan
-    se = float(values.std(ddof=1)) / np.sqrt(n)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
-    return mean, mean - half, mean + half
-
-
-def holm(p_values) -> list[float]:
-    """Holm's step-down adjustment of ``p_values`` (NaN stays NaN and is not counted)."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    order = finite[np.argsort(p[finite], kind="stable")]
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p[i]))
-        out[i] = running
-    return out.tolist()
-
-
-def _one_sided_p(values: np.ndarray) -> float:
-    """p-value of a one-sided one-sample t-test of mean(values) > 0."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = values.size
-    if n < 2:
-        return np.nan
-    mean, sd = values.mean(), values.std(ddof=1)
-    if sd == 0 or not np.isfinite(sd):
-        return 0.0 if mean > 0 else 1.0
-    t = mean / (sd / np.sqrt(n))
-    return float(stats.t.sf(t, n - 1))
-
-
-def _groups(df: pd.DataFrame):
-    for key, sub in df.groupby(GROUP_KEYS, sort=True):
-        yield dict(zip(GROUP_KEYS, key)), sub
-
-
-def _words(mean: float, lo: float, hi: float, margin: float) -> str:
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return TIE
-    if lo > 0 and mean > margin:
-        return BEAT
-    if hi < 0 and mean < -margin:
-        return LOSE
-    return TIE
-
-
-# --------------------------------------------------------------------------------------------
-# (a) non-linear vs linear
-# --------------------------------------------------------------------------------------------
-
-def compare_models(df: pd.DataFrame, margin: float = MARGIN, signal: str = "none") -> dict:
-    """Paired comparison of each non-linear model with the best linear model, per task.
-
-    Returns ``{"available": bool, "message": str, "margin": float, "groups": [...]}``; each
-    group has the ``dataset``/``task``/``split``/``pretraining`` keys, ``baseline`` (the best
-    linear model), ``verdict`` (words) and ``comparisons``: one dict per non-linear model with
-    ``model``, ``mean_diff``, ``ci_low``, ``ci_high``, ``n_units`` (paired (seed, fold,
-    train_fraction) units), ``n_clusters`` ((seed, fold) clusters), ``mean_model``,
-    ``mean_baseline``, ``verdict``.
-    """
-    df = load_results(df)
-    data = usable_rows(df)
-    data = data[data["signal"] == signal]
-    out = {"available": False, "message": "", "margin": margin, "signal": signal, "groups": []}
-    if data.empty:
-        out["message"] = f"no usable rows with signal '{signal}'"
-        return out
-    unit = CLUSTER_KEYS + ["train_fraction"]
-    for keys, sub in _groups(data):
-        models = model_order(sub["model"].unique())
-        linear = [m for m in models if is_linear(m)]
-        nonlinear = [m for m in models if not is_linear(m)]
-        group = dict(keys, baseline=None, comparisons=[], verdict=TIE, note="")
-        if not linear or not nonlinear:
-            group["note"] = ("no linear model (logreg/svm) to compare with" if not linear
-                             else "no non-linear model to compare")
-            out["groups"].append(group)
-            continue
-        wide = sub.pivot_table(index=unit, columns="model", values="balanced_accuracy",
-                               aggfunc="mean")
-        baseline = max(linear, key=lambda m: (wide[m].mean(), -linear.index(m)))
-        group["baseline"] = baseline
-        for model in nonlinear:
-            pair = wide[[model, baseline]].dropna()
-            diff = (pair[model] - pair[baseline]).rename("diff").reset_index()
-            clusters = diff.groupby(CLUSTER_KEYS)["diff"].mean().to_numpy()
-            mean, lo, hi = _t_interval(clusters)
-            group["comparisons"].append({
-                "model": model, "baseline": baseline, "mean_diff": mean, "ci_low": lo,
-                "ci_high": hi, "n_units": int(len(diff)), "n_clusters": int(clusters.size),
-                "mean_model": float(pair[model].mean()) if len(pair) else np.nan,
-                "mean_baseline": float(pair[baseline].mean()) if len(pair) else np.nan,
-                "verdict": _words(mean, lo, hi, margin),
-            })
-        comps = [c for c in group["comparisons"] if np.isfinite(c["mean_diff"])]
-        if comps:
-            best = max(comps, key=lambda c: c["mean_diff"])
-            if best["verdict"] == BEAT:
-                group["verdict"] = BEAT
-            elif all(c["verdict"] == LOSE for c in comps):
-                group["verdict"] = LOSE
-        out["groups"].append(group)
-    out["available"] = any(g["comparisons"] for g in out["groups"])
-    if not out["available"]:
-        out["message"] = "no task has both a linear (logreg/svm) and a non-linear model"
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# (b) non-linear signal after removal
-# --------------------------------------------------------------------------------------------
-
-def nonlinear_signal_test(df: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA,
-                          signal: str = "removed") -> dict:
-    """Is each model above the majority-class baseline after linear signal removal?
-
-    Returns ``{"available": bool, "message": str, "groups": [...]}``; each group has the
-    dataset/task/split/pretraining keys, ``verdict`` (words), ``linear_at_chance`` (True when
-    every linear model present is *not* above chance, None without linear models) and
-    ``models``: per model ``model``, ``linear``, ``chance``, ``mean``, ``excess`` (mean minus
-    chance), ``ci_low``/``ci_high`` (95% t-interval of the excess), ``p_value`` (one-sided,
-    excess > 0), ``p_adjusted`` (Holm over the non-linear models; raw for linear ones),
-    ``n_clusters``, ``above_chance``.
-    """
-    df = load_results(df)
-    data = usable_rows(df)
-    data = data[data["signal"] == signal]
-    out = {"available": not data.empty, "message": "", "margin": margin, "alpha": alpha,
-           "signal": signal, "groups": []}
-    if data.empty:
-        out["message"] = NOT_RUN if len(usable_rows(df)) else "could not be answered: no usable rows"
-        return out
-    data = data.assign(excess=data["balanced_accuracy"] - data["chance_balanced_accuracy"])
-    for keys, sub in _groups(data):
-        group = dict(keys, models=[], verdict=NO_SIGNAL, linear_at_chance=None)
-        for model in model_order(sub["model"].unique()):
-            rows = sub[sub["model"] == model]
-            clusters = rows.groupby(CLUSTER_KEYS)["excess"].mean().to_numpy()
-            mean, lo, hi = _t_interval(clusters)
-            group["models"].append({
-                "model": model, "linear": is_linear(model),
-                "chance": float(rows["chance_balanced_accuracy"].mean()),
-                "mean": float(rows["balanced_accuracy"].mean()), "excess": mean,
-                "ci_low": lo, "ci_high": hi, "p_value": _one_sided_p(clusters), "n_clusters": int(clusters.size),
-            })
-        lin = [m for m in group["models"] if m["linear"]]
-        nl = [m for m in group["models"] if not m["linear"]]
-        # "Some non-linear model is above chance" tests every non-linear model: Holm-adjust their
-        # p-values so the claim keeps its 5% error rate. The linear models' check that the removal
-        # worked keeps the raw p-values: there, flagging leftover signal too readily is the safe side.
-        for m, p_adj in zip(nl, holm([m["p_value"] for m in nl])):
-            m["p_adjusted"] = p_adj
-        for m in lin:
-            m["p_adjusted"] = m["p_value"]
-        for m in group["models"]:
-            m["above_chance"] = bool(np.isfinite(m["p_adjusted"]) and m["p_adjusted"] < alpha and m["excess"] > margin)
-        if lin:
-            group["linear_at_chance"] = not any(m["above_chance"] for m in lin)
-        if group["linear_at_chance"] is False:  # the removal failed: no accuracy after it means anything
-            group["verdict"] = INCONCLUSIVE
-        elif not nl:
-            group["verdict"] = NOT_TESTED
-        elif any(m["above_chance"] for m in nl):
-            group["verdict"] = SIGNAL
-        out["groups"].append(group)
-    return out
+VERDICT_FILE = "verdict.parquet"
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,9 +92,36 @@ def _fmt_p(p: float) -> str:
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
+def _fmt_prob(p: float) -> str:
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    # 0.995 would print as 1.00: a probability is never "certain" from a finite run
+    return "> 0.99" if p > 0.99 else ("< 0.01" if p < 0.01 else f"{p:.2f}")
+
+
 def _group_name(g: dict) -> str:
     name = f"{g['dataset']} / {g['task']} ({g['split']}-wise split"
+    if g.get("recipe"):
+        name += f", {g['recipe']} recipe"
     return name + (f", {g['pretraining']})" if g["pretraining"] != "none" else ")")
+
+
+def _stratum_name(s: dict) -> str:
+    parts = [f"{s['split']}-wise split"]
+    if s.get("recipe"):
+        parts.append(f"{s['recipe']} recipe")
+    if s["pretraining"] != "none":
+        parts.append(s["pretraining"])
+    return ", ".join(parts)
+
+
+def _likeliest(c: dict) -> str:
+    """The most probable of the three Bayesian outcomes of a comparison, in words."""
+    options = [(c["prob_nonlinear_better"], f"{c['model']} better"),
+               (c["prob_equivalent"], "practically equivalent"),
+               (c["prob_linear_better"], f"{c['baseline']} better")]
+    prob, words = max(options, key=lambda o: o[0] if np.isfinite(o[0]) else -1)
+    return f"{words}, probability {_fmt_prob(prob)}" if np.isfinite(prob) else "no posterior (one split)"
 
 
 @dataclass
@@ -302,13 +136,24 @@ class Verdict:
     lines_b: list[str] = field(default_factory=list)
     short_a: list[str] = field(default_factory=list)  # one line per task, without the numbers
     short_b: list[str] = field(default_factory=list)
+    studies: dict = field(default_factory=dict)  # (a) per held-out study (leave-one-study-out runs)
+    across: dict = field(default_factory=dict)  # the cross-task view
+    lines_across: list[str] = field(default_factory=list)
+    lines_studies: list[str] = field(default_factory=list)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The statistics as one tidy table (what ``verdict.parquet`` holds)."""
+        return verdict_table(self.comparison, self.signal, self.across, self.studies)
 
     @property
     def text(self) -> str:
         parts = ["(a) Do non-linear models beat the linear baseline? " + self.answer_a + "."]
-        parts += ["  - " + line for line in self.lines_a]
+        parts += ["  - " + line for line in self.lines_a + self.lines_studies]
         parts += ["(b) Is there predictive non-linear signal? " + self.answer_b + "."]
         parts += ["  - " + line for line in self.lines_b]
+        if self.lines_across:
+            parts += ["Across tasks:"] + ["  - " + line for line in self.lines_across]
         return "\n".join(parts)
 
     def __str__(self) -> str:
@@ -335,53 +180,126 @@ def _summarise(words: list[str], default: str) -> str:
     return "mixed: " + "; ".join(f"{w} in {n} task(s)" for w, n in counts.items())
 
 
-def verdict(df: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA) -> Verdict:
-    """The report's verdict on a results table (see the module docstring for the rules)."""
-    comp = compare_models(df, margin=margin)
-    sig = nonlinear_signal_test(df, margin=margin, alpha=alpha)
-
-    lines_a, short_a, short_b = [], [], []
+def _lines_a(comp: dict) -> tuple[list[str], list[str]]:
+    lines, short = [], []
     for g in comp["groups"]:
         if not g["comparisons"]:
-            lines_a.append(f"{_group_name(g)}: not compared ({g['note']}).")
-            short_a.append(lines_a[-1])
+            lines.append(f"{_group_name(g)}: not compared ({g['note']}).")
+            short.append(lines[-1])
             continue
-        short_a.append(f"{_group_name(g)}: {g['verdict']} (baseline {g['baseline']}).")
+        best = max(g["comparisons"], key=lambda c: c["mean_diff"] if np.isfinite(c["mean_diff"]) else -np.inf)
+        detect = ""
+        if g["verdict"] == TIE and np.isfinite(best["detectable"]):
+            detect = (f"; the run could have detected a difference of about ±{best['detectable']:.3f} "
+                      f"(80% power)")
+        short.append(f"{_group_name(g)}: {g['verdict']} (baseline {g['baseline']}; {best['model']}: "
+                     f"{_likeliest(best)}{detect}).")
+        details = "; ".join(
+            f"{c['model']} − {c['baseline']} = {_fmt(c['mean_diff'])} [95% CI {_fmt(c['ci_low'])}, "
+            f"{_fmt(c['ci_high'])}], corrected p {_fmt_p(c['p_value'])}"
+            + (f" (Holm {_fmt_p(c['p_adjusted'])})" if len(g["comparisons"]) > 1 else "")
+            + f", P({c['model']} better) {_fmt_prob(c['prob_nonlinear_better'])}, P(practically "
+              f"equivalent) {_fmt_prob(c['prob_equivalent'])}, P({c['baseline']} better) "
+              f"{_fmt_prob(c['prob_linear_better'])}, detectable ±{c['detectable']:.3f}, "
+              f"{c['n_clusters']} seed×fold splits"
+            for c in g["comparisons"])
+        lines.append(f"{_group_name(g)}: {g['verdict']} ({details}).")
+    return lines, short
+
+
+def _lines_b(sig: dict) -> tuple[list[str], list[str]]:
+    lines, short = [], []
+    for g in sig["groups"]:
+        n_nl = len([x for x in g["models"] if not x["linear"]])
+
+        def p_words(m):
+            if m["test"] == "permutation":
+                text = f"permutation p {_fmt_p(m['p_permutation'])} ({m['n_permutations']} permutations)"
+            else:
+                text = f"corrected one-sided p {_fmt_p(m['p_value'])}"
+            if not m["linear"] and n_nl > 1:
+                text += f", Holm {_fmt_p(m['p_adjusted'])}"
+            return text
+
         details = ", ".join(
-            f"{c['model']} − {c['baseline']} = {_fmt(c['mean_diff'])} "
-            f"[95% CI {_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}; {c['n_clusters']} seed×fold "
-            f"clusters]" for c in g["comparisons"])
-        lines_a.append(f"{_group_name(g)}: {g['verdict']} ({details}).")
+            f"{m['model']} {m['mean']:.3f} (excess over chance {m['chance']:.3f}: {_fmt(m['excess'])} "
+            f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}], {p_words(m)}, P(excess > {sig['rope']:g}) "
+            f"{_fmt_prob(m['prob_above'])}{', above chance' if m['above_chance'] else ', at chance'})"
+            for m in g["models"])
+        if g["linear_at_chance"] is None:
+            lin = "no linear model was run, so the removal cannot be checked"
+        elif g["linear_at_chance"]:
+            lin = "the linear models fell to chance, so the removal worked"
+        else:
+            above = [m["model"] for m in g["models"] if m["linear"] and m["above_chance"]]
+            lin = (f"the linear model(s) {', '.join(above)} stayed above chance, so the "
+                   "removal left linear signal and the result is not conclusive")
+        nl = [m for m in g["models"] if not m["linear"]]
+        extra = ""
+        if nl and g["verdict"] == SIGNAL:
+            best = max(nl, key=lambda m: m["excess"])
+            extra = (f"; {best['model']} is above chance by {_fmt(best['excess'])}, "
+                     f"P(excess > {sig['rope']:g}) {_fmt_prob(best['prob_above'])}")
+        elif nl and g["verdict"] == NO_SIGNAL:
+            smallest = min(m["detectable"] for m in nl)
+            if np.isfinite(smallest):
+                extra = f"; the run could have detected an excess of about {smallest:.3f} (80% power)"
+        lines.append(f"{_group_name(g)}: {g['verdict']}; {lin}. After removal: {details}.")
+        short.append(f"{_group_name(g)}: {g['verdict']}; {lin}{extra}.")
+    return lines, short
+
+
+def _lines_studies(studies: dict) -> list[str]:
+    lines = []
+    for g in studies.get("groups", []):
+        details = "; ".join(
+            f"{c['model']} better than {g['baseline']} in {c['wins']} of {c['n_studies']} held-out studies "
+            f"(worse in {c['losses']}), median difference {_fmt(c['median_diff'])}, sign test p "
+            f"{_fmt_p(c['p_sign'])}, Wilcoxon p {_fmt_p(c['p_wilcoxon'])}"
+            for c in g["comparisons"])
+        lines.append(f"{_group_name(g)}, per held-out study: {details}.")
+    return lines
+
+
+def _lines_across(across: dict) -> list[str]:
+    lines = []
+    for s in across.get("strata", []):
+        ranks = ", ".join(f"{m} {r:.2f}" for m, r in sorted(s["mean_ranks"].items(), key=lambda kv: kv[1]))
+        text = (f"{_stratum_name(s)}, {s['n_tasks']} tasks: mean ranks {ranks} (1 = best; Nemenyi "
+                f"critical difference {s['cd']:.2f}")
+        if np.isfinite(s["friedman_p"]):
+            text += f"; Friedman p {_fmt_p(s['friedman_p'])}"
+        text += ")"
+        for c in s["comparisons"]:
+            text += (f"; {c['model']} vs the linear baseline: better in {c['wins']}, tied in {c['ties']}, "
+                     f"worse in {c['losses']} of {c['n_tasks']} tasks, Wilcoxon p {_fmt_p(c['p_wilcoxon'])}"
+                     f" (Holm {_fmt_p(c['p_adjusted'])}), sign test p {_fmt_p(c['p_sign'])}")
+        if s["n_tasks"] < 6 and s["comparisons"]:
+            text += "; with fewer than 6 tasks no two-sided Wilcoxon test can reach p < 0.05"
+        if s["dropped"]:
+            text += f"; not ranked (not run on every task): {', '.join(s['dropped'])}"
+        lines.append(text + ".")
+    return lines
+
+
+def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdict:
+    """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md)."""
+    df = load_results(df)
+    comp = compare_models(df, rope=rope, alpha=alpha)
+    sig = nonlinear_signal_test(df, rope=rope, alpha=alpha)
+    studies = per_study(df, alpha=alpha)
+    across = cross_task(df, alpha=alpha)
+    lines_a, short_a = _lines_a(comp)
     if comp["available"]:
         answer_a = _summarise(
             [g["verdict"] for g in _primary([g for g in comp["groups"] if g["comparisons"]])], TIE)
     else:
         answer_a = f"could not be answered: {comp['message']}"
-
-    lines_b = []
-    if sig["available"]:
-        for g in sig["groups"]:
-            details = ", ".join(
-                f"{m['model']} {m['mean']:.3f} (excess over chance {m['chance']:.3f}: "
-                f"{_fmt(m['excess'])} [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}], "
-                f"one-sided p {_fmt_p(m['p_value'])}"
-                f"{'' if m['linear'] or len([x for x in g['models'] if not x['linear']]) < 2 else ', Holm ' + _fmt_p(m['p_adjusted'])}"
-                f"{', above chance' if m['above_chance'] else ', at chance'})"
-                for m in g["models"])
-            if g["linear_at_chance"] is None:
-                lin = "no linear model was run, so the removal cannot be checked"
-            elif g["linear_at_chance"]:
-                lin = "the linear models fell to chance, so the removal worked"
-            else:
-                above = [m["model"] for m in g["models"] if m["linear"] and m["above_chance"]]
-                lin = (f"the linear model(s) {', '.join(above)} stayed above chance, so the "
-                       "removal left linear signal and the result is not conclusive")
-            lines_b.append(f"{_group_name(g)}: {g['verdict']}; {lin}. After removal: {details}.")
-            short_b.append(f"{_group_name(g)}: {g['verdict']}; {lin}.")
-        answer_b = _summarise([g["verdict"] for g in _primary(sig["groups"])], NO_SIGNAL)
-    else:
-        answer_b = sig["message"]
-    return Verdict(comp, sig, answer_a, answer_b, lines_a, lines_b, short_a, short_b)
+    lines_b, short_b = _lines_b(sig) if sig["available"] else ([], [])
+    answer_b = _summarise([g["verdict"] for g in _primary(sig["groups"])], NO_SIGNAL) \
+        if sig["available"] else sig["message"]
+    return Verdict(comp, sig, answer_a, answer_b, lines_a, lines_b, short_a, short_b, studies=studies,
+                   across=across, lines_across=_lines_across(across), lines_studies=_lines_studies(studies))
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,15 +325,15 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     """
     data = usable_rows(df)
     if data.empty:
-        return pd.DataFrame(columns=GROUP_KEYS + ["signal", "model", "fraction", "n_train", "n",
-                                                  "mean", "ci_low", "ci_high"])
+        return pd.DataFrame(columns=group_keys(df) + ["signal", "model", "fraction", "n_train", "n",
+                                                      "mean", "ci_low", "ci_high"])
     data = data.assign(fraction=fraction_bins(data["train_fraction"]))
-    keys = GROUP_KEYS + ["signal", "model", "fraction"]
+    keys = group_keys(data) + ["signal", "model", "fraction"]
     grouped = data.groupby(keys, sort=True)
     agg = grouped.agg(n_train=("n_train", "mean"), n=("balanced_accuracy", "size"),
                       mean=("balanced_accuracy", "mean"), sd=("balanced_accuracy", "std"))
     agg = agg.reset_index()
-    tq = stats.t.ppf(0.975, np.maximum(agg["n"] - 1, 1))
+    tq = _scipy_stats.t.ppf(0.975, np.maximum(agg["n"] - 1, 1))
     half = np.where(agg["n"] > 1, tq * agg["sd"] / np.sqrt(agg["n"]), np.nan)
     agg["ci_low"] = agg["mean"] - half
     agg["ci_high"] = agg["mean"] + half
@@ -462,10 +380,11 @@ table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
 .verdict{background:#f6f8fa;border-left:4px solid #4a7;padding:.6em 1em;margin:.8em 0}
-.verdict.b{border-left-color:#c73}.answer{font-weight:bold;font-size:1.08em}
+.verdict.b{border-left-color:#c73}.verdict.x{border-left-color:#57a}.answer{font-weight:bold;font-size:1.08em}
 .muted{color:#666;font-size:.9em}figure{margin:1em 0 2em}figure img{max-width:100%;
 border:1px solid #eee}figcaption{font-size:.9em;color:#444}
 ul.lines li{margin:.3em 0}code{background:#f3f3f3;padding:0 .2em}
+.scroll{overflow-x:auto}td.n{white-space:nowrap}td:nth-child(1){min-width:10em}
 """
 
 # Marks the page once every image has loaded (used by the browser test and handy when
@@ -520,8 +439,9 @@ def _accuracy_html(table: pd.DataFrame) -> str:
     if table.empty:
         return "<p>No usable rows.</p>"
     parts = []
-    for keys, sub in table.groupby(GROUP_KEYS + ["signal"], sort=False):
-        g = dict(zip(GROUP_KEYS + ["signal"], keys))
+    keys_of = group_keys(table) + ["signal"]
+    for keys, sub in table.groupby(keys_of, sort=False):
+        g = dict(zip(keys_of, keys))
         fracs = sorted(sub["fraction"].unique())
         head = "".join(
             f"<th>{f:g}<br><span class=muted>n≈{sub[sub['fraction'] == f]['n_train'].mean():,.0f}"
@@ -546,6 +466,13 @@ def _accuracy_html(table: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _table(head: list[str], rows: list[str]) -> str:
+    if not rows:
+        return ""
+    cells = "".join(f"<th class=l>{h[1:]}</th>" if h.startswith("<") else f"<th>{h}</th>" for h in head)
+    return f"<div class=scroll><table><tr>{cells}</tr>" + "".join(rows) + "</table></div>"
+
+
 def _comparison_table(comp: dict) -> str:
     rows = []
     for g in comp["groups"]:
@@ -553,34 +480,70 @@ def _comparison_table(comp: dict) -> str:
             rows.append(
                 f"<tr><td class=l>{_e(_group_name(g))}</td><td class=l>{_e(c['model'])}</td>"
                 f"<td class=l>{_e(c['baseline'])}</td><td>{c['mean_model']:.3f}</td>"
-                f"<td>{c['mean_baseline']:.3f}</td><td>{_fmt(c['mean_diff'])}</td>"
-                f"<td>[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]</td><td>{c['n_units']}</td>"
-                f"<td>{c['n_clusters']}</td><td class=l>{_e(c['verdict'])}</td></tr>")
-    if not rows:
-        return ""
-    return ("<table><tr><th class=l>Task</th><th class=l>Model</th><th class=l>Linear baseline"
-            "</th><th>Mean BA</th><th>Baseline BA</th><th>Difference</th><th>95% CI</th>"
-            "<th>Pairs</th><th>Seed×fold clusters</th><th class=l>Words</th></tr>"
-            + "".join(rows) + "</table>")
+                f"<td>{c['mean_baseline']:.3f}</td><td class=n>{_fmt(c['mean_diff'])}<br><span class=muted>"
+                f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]</span></td><td>{_fmt_p(c['p_value'])}<br>"
+                f"<span class=muted>Holm {_fmt_p(c['p_adjusted'])}</span></td>"
+                f"<td class=n>{_fmt_prob(c['prob_nonlinear_better'])} / {_fmt_prob(c['prob_equivalent'])} / "
+                f"{_fmt_prob(c['prob_linear_better'])}</td><td>±{c['detectable']:.3f}</td><td>{c['n_clusters']}</td>"
+                f"<td class=l>{_e(c['verdict'])}</td></tr>")
+    return _table(["<Task", "<Model", "<Linear baseline", "Mean BA", "Baseline BA", "Difference [95% CI]",
+                   "p (corrected)", "P(non-linear better / practically equivalent / linear better)",
+                   "Detectable (80% power)", "Seed×fold splits", "<Words"], rows)
+
+
+def _studies_table(studies: dict) -> str:
+    rows = []
+    for g in studies.get("groups", []):
+        for c in g["comparisons"]:
+            rows.append(
+                f"<tr><td class=l>{_e(_group_name(g))}</td><td class=l>{_e(c['model'])}</td>"
+                f"<td class=l>{_e(g['baseline'])}</td><td>{c['n_studies']}</td><td>{c['wins']}</td>"
+                f"<td>{c['ties']}</td><td>{c['losses']}</td><td>{_fmt(c['median_diff'])}</td>"
+                f"<td>[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]</td><td>{_fmt_p(c['p_sign'])}</td>"
+                f"<td>{_fmt_p(c['p_wilcoxon'])}</td><td>{_fmt_p(c['p_adjusted'])}</td></tr>")
+    return _table(["<Task", "<Model", "<Linear baseline", "Held-out studies", "Better", "Tied", "Worse",
+                   "Median difference", "95% CI (corrected t)", "Sign test p", "Wilcoxon p",
+                   "p (Holm, sign test)"], rows)
 
 
 def _signal_table(sig: dict) -> str:
     rows = []
     for g in sig["groups"]:
         for m in g["models"]:
+            perm = (f"{_fmt_p(m['p_permutation'])} ({m['n_permutations']})" if m["n_permutations"] else "–")
             rows.append(
                 f"<tr><td class=l>{_e(_group_name(g))}</td><td class=l>{_e(m['model'])}"
                 f"{' (linear)' if m['linear'] else ''}</td><td>{m['mean']:.3f}</td>"
-                f"<td>{m['chance']:.3f}</td><td>{_fmt(m['excess'])}</td>"
-                f"<td>[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]</td>"
-                f"<td>{_fmt_p(m['p_value'])}</td><td>{_fmt_p(m['p_adjusted'])}</td><td>{m['n_clusters']}</td>"
+                f"<td>{m['chance']:.3f}</td><td class=n>{_fmt(m['excess'])}<br><span class=muted>"
+                f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]</span></td>"
+                f"<td>{_fmt_p(m['p_value'])}</td><td>{perm}</td><td>{_fmt_p(m['p_adjusted'])}</td>"
+                f"<td>{_fmt_prob(m['prob_above'])}</td><td>{m['detectable']:.3f}</td><td>{m['n_clusters']}</td>"
                 f"<td class=l>{'above chance' if m['above_chance'] else 'at chance'}</td></tr>")
-    if not rows:
+    return _table(["<Task", "<Model", "Mean BA after removal", "Chance", "Excess [95% CI]",
+                   "p (corrected t, one-sided)", "p (permutations)", "p (decision; Holm over non-linear)",
+                   f"P(excess > {sig['rope']:g})", "Detectable excess", "Seed×fold splits", "<Result"], rows)
+
+
+def _across_html(across: dict, lines: list[str], figures: list[str]) -> str:
+    if not across.get("available"):
         return ""
-    return ("<table><tr><th class=l>Task</th><th class=l>Model</th><th>Mean BA after removal"
-            "</th><th>Chance</th><th>Excess</th><th>95% CI</th><th>One-sided p</th><th>p (Holm, non-linear)</th>"
-            "<th>Seed×fold clusters</th><th class=l>Result</th></tr>" + "".join(rows)
-            + "</table>")
+    parts = ["<ul class=lines>" + "".join(f"<li>{_e(x)}</li>" for x in lines) + "</ul>"]
+    for s in across["strata"]:
+        head = ["<Task"] + s["models"]
+        rows = [f"<tr><td class=l>{_e(t)}</td>" + "".join(
+            f"<td>{v:.3f}</td>" for v in s["scores"].iloc[i].to_numpy()) + "</tr>"
+            for i, t in enumerate(s["tasks"])]
+        rows.append("<tr><th class=l>Mean rank</th>" + "".join(
+            f"<th>{s['mean_ranks'][m]:.2f}</th>" for m in s["models"]) + "</tr>")
+        parts.append(f"<h3>{_e(_stratum_name(s))}: mean balanced accuracy before removal</h3>" + _table(head, rows))
+        comp_rows = [
+            f"<tr><td class=l>{_e(c['model'])}</td><td>{c['n_tasks']}</td><td>{c['wins']}</td><td>{c['ties']}</td>"
+            f"<td>{c['losses']}</td><td>{_fmt(c['mean_diff'])}</td><td>{_fmt_p(c['p_wilcoxon'])}</td>"
+            f"<td>{_fmt_p(c['p_adjusted'])}</td><td>{_fmt_p(c['p_sign'])}</td></tr>" for c in s["comparisons"]]
+        parts.append(_table(["<Non-linear model", "Tasks", "Better", "Tied", "Worse", "Mean difference",
+                             "Wilcoxon p", "Wilcoxon p (Holm)", "Sign test p"], comp_rows))
+    parts += figures
+    return "\n".join(parts)
 
 
 def _figures(results_path: Path, fig_dir: Path, formats=("png", "svg"), jobs: int = 1) -> list[tuple[dict, Path]]:
@@ -622,18 +585,34 @@ def _figures(results_path: Path, fig_dir: Path, formats=("png", "svg"), jobs: in
     return figures
 
 
+def _real_label_rows(df: pd.DataFrame) -> pd.DataFrame:
+    if "permutation" not in df.columns:
+        return df
+    return df[df["permutation"].fillna(0).astype("int64") == 0]
+
+
 def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict, bytes]],
-                source: str = "", margin: float = MARGIN, alpha: float = ALPHA) -> str:
-    """The report page as a string; ``figures`` are ``(index entry, PNG bytes)`` pairs."""
-    v = verdict(df, margin=margin, alpha=alpha)
+                source: str = "", rope: float = ROPE, alpha: float = ALPHA,
+                result: Verdict | None = None) -> str:
+    """The report page as a string; ``figures`` are ``(index entry, PNG bytes)`` pairs;
+    ``result`` is the :func:`verdict` of ``df`` when the caller has it already."""
+    df = load_results(df)
+    v = result if result is not None else verdict(df, rope=rope, alpha=alpha)
+    real = _real_label_rows(df)
     total = len(df)
     ok = len(usable_rows(df))
-    skipped = total - ok
+    skipped = len(real) - ok
     reasons = ""
     if skipped and "skip_reason" in df.columns:
-        counts = df.loc[~df.index.isin(usable_rows(df).index), "skip_reason"].replace(
+        counts = real.loc[~real.index.isin(usable_rows(df).index), "skip_reason"].replace(
             "", "unspecified").value_counts()
         reasons = " (" + "; ".join(f"{_e(r)}: {n}" for r, n in counts.items()) + ")"
+    n_perm_rows = total - len(real)
+    perm_text = ""
+    if n_perm_rows:
+        n_perms = df.loc[df["permutation"] > 0, "permutation"].nunique()
+        perm_text = (f" Plus {n_perm_rows:,} rows of {n_perms} label permutations "
+                     f"({len(permutation_rows(df)):,} scored), used by the permutation test only.")
     version = (summary or {}).get("linsig_version", "an unknown version (no summary.json)")
     config = (summary or {}).get("config")
     config_html = ""
@@ -643,16 +622,38 @@ def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict
     signals = ", ".join(signal_order(df["signal"].unique()))
     models = ", ".join(model_order(df["model"].unique()))
 
-    fig_html = []
+    fig_html, cd_html = [], []
     for entry, png in figures:
         data = base64.b64encode(png).decode("ascii")
-        fig_html.append(
+        (cd_html if entry.get("kind") == "critical_difference" else fig_html).append(
             f"<figure id=\"fig-{_e(entry['name'])}\"><img alt=\"{_e(entry['title'])}\" "
             f"src=\"data:image/png;base64,{data}\"><figcaption><b>{_e(entry['title'])}.</b> "
             f"{_e(entry.get('caption', ''))}</figcaption></figure>")
 
-    lines_a = "".join(f"<li>{_e(x)}</li>" for x in v.short_a)
+    lines_a = "".join(f"<li>{_e(x)}</li>" for x in v.short_a + v.lines_studies)
     lines_b = "".join(f"<li>{_e(x)}</li>" for x in v.short_b)
+    studies = ""
+    if v.studies.get("available"):
+        studies = ("<h3>Per held-out study</h3>" + _studies_table(v.studies)
+                   + "<p class=muted>Leave-one-study-out folds: each held-out study of the first seed is one "
+                     "replicate (difference averaged over training sizes). Sign test and Wilcoxon "
+                     "signed-rank test over studies (exact, no normality assumed); the CI is the "
+                     "corrected t-interval over studies.</p>")
+    across = _across_html(v.across, v.lines_across, cd_html)
+    across_html = ""
+    if across:
+        across_html = f"""<div class="verdict x" id="verdict-across"><div class=answer>Across tasks</div>
+{across}
+<p class=muted>Per task, each model's mean balanced accuracy before removal; ranks within a task
+(1 = best, ties share the mean rank) averaged over tasks. The Friedman test asks whether the
+models' ranks differ at all; two models whose mean ranks differ by less than the Nemenyi critical
+difference (CD) cannot be told apart at α = {alpha:g} (Demšar 2006). Each non-linear model is
+compared with the task's better linear model by a two-sided Wilcoxon signed-rank test over tasks
+(tasks as independent replicates; Holm-adjusted over the non-linear models) and a sign test.</p></div>"""
+    perm_note = ("; the permutation p-value replaces the t-test where the run holds label permutations "
+                 "(<code>--permutations N</code>): (1 + permutations scoring at least the real labels) / "
+                 "(N + 1)" if v.signal.get("permutations") else
+                 "; <code>--permutations N</code> adds an exact permutation test")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -668,25 +669,33 @@ def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict
 <div class="verdict a" id="verdict-a"><div class=answer>(a) Do the non-linear models beat the
 linear baseline? <span class=words>{_e(v.answer_a)}</span>.</div><ul class=lines>{lines_a}</ul>
 {_comparison_table(v.comparison)}
+{studies}
 <p class=muted>Paired on (seed, fold, training fraction) with signal <code>none</code>; baseline =
-the better of logreg/svm on the task. Differences are averaged within each (seed, fold) and the
-95% CI is a t-interval over those cluster means. "Beat" needs the CI above 0 and a mean
-difference above {margin:g}; "loses" the CI below 0 and a mean below −{margin:g}.</p></div>
+the better of logreg/svm on the task. Differences are averaged within each (seed, fold) split and
+tested with the corrected repeated k-fold t-test (Nadeau &amp; Bengio 2003; Bouckaert &amp; Frank
+2004): the variance of the split means is scaled by 1/J + n<sub>val</sub>/n<sub>train</sub> instead
+of 1/J, because splits share training samples; the 95% CI uses the same standard error. p-values are
+two-sided and Holm-adjusted over a task's non-linear models. "Beat" needs p (Holm) &lt; {alpha:g} and a
+difference above {rope:g}; "loses" p (Holm) &lt; {alpha:g} and a difference below −{rope:g}. The
+probabilities come from the Bayesian correlated t-test (Corani &amp; Benavoli 2015) with a region of
+practical equivalence of ±{rope:g} balanced accuracy (<code>--rope</code>). "Detectable" is the
+smallest true difference the run would declare with 80% probability.</p></div>
 <div class="verdict b" id="verdict-b"><div class=answer>(b) Is there predictive non-linear
 signal? <span class=words>{_e(v.answer_b)}</span>.</div><ul class=lines>{lines_b}</ul>
 {_signal_table(v.signal) if v.signal['available'] else ''}
 <p class=muted>After removing the linear signal (signal <code>removed</code>), each model's
 balanced accuracy minus chance (the majority-class predictor: 1/classes in the validation fold)
-is averaged per (seed, fold); one-sided t-test of excess &gt; 0 over those means, with a 95%
-t-interval. "Above chance" needs p &lt; {alpha:g} and an excess above {margin:g}; the p-values of
-the non-linear models of a task are Holm-adjusted (several models are tested for one claim). Non-linear signal is present when a
-non-linear model is above chance; linear models should fall to chance (a check that the removal
-worked).</p></div>
+is averaged per (seed, fold) split; one-sided corrected repeated k-fold t-test of excess &gt; 0
+with its 95% interval{perm_note}. "Above chance" needs p &lt; {alpha:g} and an excess above
+{rope:g}; the p-values of the non-linear models of a task are Holm-adjusted (several models are
+tested for one claim). Non-linear signal is present when a non-linear model is above chance;
+linear models should fall to chance (a check that the removal worked).</p></div>
+{across_html}
 
 <h2>Data and tasks</h2>
-{_tasks_html(task_summary(df, summary))}
-<p>{total:,} result rows: {ok:,} used, {skipped:,} skipped{reasons}. Models: {_e(models)}.
-Signal modes: {_e(signals)}.</p>
+{_tasks_html(task_summary(real, summary))}
+<p>{len(real):,} result rows: {ok:,} used, {skipped:,} skipped{reasons}. Models: {_e(models)}.
+Signal modes: {_e(signals)}.{perm_text}</p>
 {config_html}
 {confounding_html((summary or {}).get("tasks"))}
 
@@ -706,17 +715,21 @@ bin (column header: fraction, and the mean number of training samples).</p>
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
-                 figures_dir: str | os.PathLike | None = None, margin: float = MARGIN,
-                 alpha: float = ALPHA, figure_formats=("png", "svg"), jobs: int = 1) -> Path:
-    """Write ``report.html`` (default ``RUN_DIR/report.html``) for a run directory.
+                 figures_dir: str | os.PathLike | None = None, rope: float = ROPE,
+                 alpha: float = ALPHA, figure_formats=("png", "svg"), jobs: int = 1,
+                 with_verdict: bool = False) -> Path | tuple[Path, Verdict]:
+    """Write ``report.html`` (default ``RUN_DIR/report.html``) and ``RUN_DIR/verdict.parquet``.
 
     Figures come from ``figures_dir`` (default ``RUN_DIR/figures``) and are made with
     :func:`linsig.plots.plot_run` (in ``figure_formats``, PNG always, ``jobs`` processes) unless
     its ``index.json`` was drawn from these very results (same SHA-256) and lists only PNGs inside
     that folder. The page embeds them as base64 PNG, needs no network, and records the results'
-    SHA-256 in ``<meta name="linsig-results-sha256">``. Returns the path written. Raises
-    :class:`LinsigInputError` when the results table is missing or empty, or when ``out`` is not
-    an ``.html`` path or is one of the report's inputs.
+    SHA-256 in ``<meta name="linsig-results-sha256">``. ``verdict.parquet`` holds the verdict's
+    statistics (:func:`linsig.stats.verdict_table`) beside ``results.parquet``, with the same hash
+    in its schema metadata; page and table are written as one set. Returns the path of the page
+    (and the :class:`Verdict` with ``with_verdict=True``). Raises :class:`LinsigInputError` when
+    the results table is missing or empty, or when ``out`` is not an ``.html`` path or is one of
+    the report's inputs.
     """
     run_dir = Path(run_dir)
     results_path = run_dir if run_dir.suffix == ".parquet" else run_dir / RESULTS_FILE
@@ -729,9 +742,24 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     summary = load_summary(run_dir)
     fig_dir = Path(figures_dir) if figures_dir is not None else run_dir / "figures"
     figures = [(entry, png.read_bytes()) for entry, png in _figures(results_path, fig_dir, figure_formats, jobs)]
-    page = render_html(df, summary, figures, source=str(run_dir), margin=margin, alpha=alpha)
-    atomic_write_bytes(out, _stamp(page, file_sha256(results_path)).encode("utf-8"))
-    return out
+    result = verdict(df, rope=rope, alpha=alpha)
+    results_hash = file_sha256(results_path)
+    page = render_html(df, summary, figures, source=str(run_dir), rope=rope, alpha=alpha, result=result)
+    write_set([(run_dir / VERDICT_FILE, _verdict_bytes(result.table, results_hash)),
+               (out, _stamp(page, results_hash).encode("utf-8"))])
+    return (out, result) if with_verdict else out
+
+
+def _verdict_bytes(table: pd.DataFrame, results_hash: str) -> bytes:
+    """``verdict.parquet`` naming, in its schema metadata, the results it was computed from."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), RESULTS_HASH.encode(): results_hash.encode()})
+    buffer = io.BytesIO()
+    pq.write_table(arrow, buffer)
+    return buffer.getvalue()
 
 
 def _stamp(page: str, results_hash: str) -> str:
@@ -744,7 +772,7 @@ def _stamp(page: str, results_hash: str) -> str:
 
 
 __all__ = [
-    "BEAT", "LOSE", "TIE", "SIGNAL", "NO_SIGNAL", "INCONCLUSIVE", "NOT_TESTED", "Verdict", "accuracy_table", "compare_models",
-    "fraction_bins", "nonlinear_signal_test", "render_html", "task_summary", "verdict",
-    "write_report",
+    "BEAT", "LOSE", "TIE", "SIGNAL", "NO_SIGNAL", "INCONCLUSIVE", "NOT_RUN", "NOT_TESTED", "VERDICT_FILE",
+    "Verdict", "accuracy_table", "compare_models", "fraction_bins", "holm", "is_linear", "nonlinear_signal_test",
+    "render_html", "task_summary", "verdict", "write_report",
 ]

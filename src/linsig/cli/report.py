@@ -15,15 +15,18 @@ from linsig.system import available_cores
               help="HTML file to write [default: RUN_DIR/report.html].")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=available_cores, show_default="all cores",
               help="Processes for drawing figures that are missing. Rendering is matplotlib's, one figure per process at a time.")
-def report(run_dir: Path, out: Path | None, jobs: int) -> None:
+@click.option("--rope", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Region of practical equivalence, in balanced accuracy: differences within ±ROPE count as "
+                   "practically none (Bayesian probabilities) and a claim needs a difference beyond it.")
+def report(run_dir: Path, out: Path | None, jobs: int, rope: float) -> None:
     """Write a self-contained report.html for RUN_DIR: data and task summary, balanced accuracy
     per model and training size, figures, and plain-word verdicts on (a) whether non-linear
-    models beat the linear baseline and (b) whether there is non-linear signal."""
-    from linsig.report import verdict, write_report
-    from linsig.plots import load_results
+    models beat the linear baseline and (b) whether there is non-linear signal, with the
+    statistics behind them (corrected t-tests, Bayesian probabilities, permutation and cross-task
+    tests); those are also written as RUN_DIR/verdict.parquet."""
+    from linsig.report import write_report
 
-    path = write_report(run_dir, out, jobs=jobs)
-    v = verdict(load_results(run_dir))
+    path, v = write_report(run_dir, out, jobs=jobs, rope=rope, with_verdict=True)
     click.echo(f"(a) {v.answer_a}\n(b) {v.answer_b}")
     click.echo(f"Wrote {path}")
 

@@ -13,6 +13,7 @@ from linsig.data.normalize import NORMALIZATIONS, check_method
 from linsig.evaluation import Settings, check_task, evaluate
 from linsig.models import parse_models
 from linsig.outputs import ensure_output_dir
+from linsig.permutation import check_permutations, evaluate_permutations, with_permutations
 from linsig.results import write_run
 from linsig.runner import build_tasks, normalize_group, prepare_dataset
 from linsig.tasks import PRESETS
@@ -52,13 +53,15 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "samples, inside every fold) or drop-genes (remove genes with any missing value).")
 @click.option("--no-scale", is_flag=True, help="Do not 0–1 scale each gene (= --normalize none).")
 @grid_options
+@click.option("--permutations", type=click.IntRange(0), default=0, show_default=True,
+              help="Also rerun the grid with linear signal removed on N label permutations (within groups) "
+                   "for an exact test of signal after removal; needs --signal …,removed. Costs N × that grid.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(data_path, metadata, orientation, label, group, classes, min_groups, pairwise_top, preset, n_top_genes,
         normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-        batch_size, patience,
-        device, lr, weight_decay, threads, out_dir, quiet):
+        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
@@ -70,6 +73,7 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     with settings_errors_as_options():  # every parameter checked before any work
         settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
                                          batch_size, patience, device, lr, weight_decay, threads, recipe)
+    check_permutations(permutations, settings.signals)
     if no_scale and normalize not in (None, "none"):
         raise click.UsageError(f"--no-scale contradicts --normalize {normalize}")
     normalize = normalize or ("none" if no_scale else "minmax")
@@ -90,12 +94,15 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     for warning in confounding_warnings(summaries):  # before training: the table is in summary.json and the report
         click.echo(f"warning: {warning}", err=True)
     results = evaluate(tasks, settings, progress=not quiet)
+    if permutations:
+        results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet))
     config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
-              "missing": missing, **settings.to_dict(),
+              "missing": missing, **settings.to_dict(), "permutations": permutations,
               "preprocessing": adata.uns.get("linsig", {}).get("preprocessing")}
     path = write_run(out_dir, results, summaries, config)
     ok = (results["status"] == "ok").sum()
-    click.echo(f"wrote {path} ({len(results)} rows, {ok} trained, {len(results) - ok} skipped)")
+    extra = f", {int((results['permutation'] > 0).sum())} of them on permuted labels" if permutations else ""
+    click.echo(f"wrote {path} ({len(results)} rows, {ok} trained, {len(results) - ok} skipped{extra})")
 
 
 COMMAND = run

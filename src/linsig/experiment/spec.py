@@ -73,6 +73,7 @@ class Experiment:
     settings: list[Settings]  # one per split mode
     pretraining: dict | None = None  # {"proportions": [...]} for the S4 experiment
     document: dict = field(default_factory=dict)  # the resolved file, for the run's summary.json
+    permutations: int = 0  # label permutations per task (settings.permutations)
 
     def to_dict(self) -> dict:
         return {"experiment": self.name, "origin": self.origin, "document": self.document}
@@ -235,10 +236,28 @@ def _convert(value, kind, where: str, origin: str):
         _fail(origin, where, f"expected {want}, got {value!r}")
 
 
+def _permutations(table: dict, origin: str) -> int:
+    """``settings.permutations``: label permutations per task, units of the grid (not a Settings
+    field: a unit's own permutation index is part of its key, the count is not)."""
+    from linsig.permutation import check_permutations
+
+    if table.get("permutations") is None:
+        return 0
+    n = _convert(table["permutations"], int, "settings.permutations", origin)
+    signals = _convert(table.get("signals", list(Settings().signals)), "str_list", "settings.signals", origin)
+    try:
+        check_permutations(n, signals, "settings.permutations")
+    except LinsigInputError as exc:
+        raise LinsigInputError(f"{origin}: {exc}") from None
+    return n
+
+
 def _settings(table: dict, origin: str) -> list[Settings]:
-    _check_keys(table, tuple(SETTINGS_KEYS), "settings", origin)
+    _check_keys(table, tuple(SETTINGS_KEYS) + ("permutations",), "settings", origin)
     kwargs = {}
     for key, value in table.items():
+        if key == "permutations":
+            continue
         name, kind = SETTINGS_KEYS[key]
         # an explicit null means "the recipe's default" for the values a recipe fills in
         nullable = ("lr", "weight_decay", "epochs", "batch_size", "patience")
@@ -418,6 +437,7 @@ def parse_document(doc: dict, origin: str, base: Path, check_files: bool = True)
     default_tasks = _tasks(doc["tasks"], "tasks", origin) if doc.get("tasks") is not None else None
     datasets = [_dataset(str(k), v, origin, base, default_tasks, check_files) for k, v in data.items()]
     settings = _settings(doc.get("settings") or {}, origin)
+    permutations = _permutations(doc.get("settings") or {}, origin)
     pretraining = None
     if "pretraining" in doc:
         table = doc["pretraining"] if doc["pretraining"] is not None else {}
@@ -432,8 +452,10 @@ def parse_document(doc: dict, origin: str, base: Path, check_files: bool = True)
         if key in doc and not isinstance(doc[key], str):
             _fail(origin, key, f"expected a string, got {doc[key]!r}")
     name = doc.get("name") or Path(origin).name.rsplit(".", 1)[0]
+    if permutations and pretraining:
+        _fail(origin, "settings.permutations", "label permutations are not available for the pretraining experiment")
     return Experiment(name=name, description=doc.get("description", ""), origin=origin, datasets=datasets,
-                      settings=settings, pretraining=pretraining, document=doc)
+                      settings=settings, pretraining=pretraining, document=doc, permutations=permutations)
 
 
 def load_experiment(source: str | os.PathLike, overrides: dict[str, Any] | None = None,

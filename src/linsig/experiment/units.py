@@ -1,5 +1,9 @@
 """Units of work: an experiment expanded into hashed (dataset, task, split, settings, model, seed, fold).
 
+With ``settings.permutations = N`` the grid also holds, per task and split, N label permutations
+× seeds × folds × models units: the same pipeline with linear signal removed on labels permuted
+within groups (:mod:`linsig.permutation`), whose rows carry ``permutation = i``.
+
 A unit is one :func:`linsig.evaluation.run_unit` call (or one pretraining repetition). Its key is
 the SHA-256 of the canonical JSON of its full specification — dataset source with the file's size
 and mtime, task, settings, model, seed, fold and the linsig version — so that a finished unit is
@@ -25,6 +29,7 @@ from linsig import __version__
 from linsig.errors import LinsigInputError
 from linsig.evaluation import Settings, Unit, check_task, run_unit
 from linsig.experiment.spec import Experiment
+from linsig.permutation import permutation_settings, permuted_task, tag
 from linsig.tasks import PRESETS as TASK_PRESETS
 from linsig.tuning import search_plan
 
@@ -53,14 +58,18 @@ class WorkUnit:
     seed: int
     fold: int
     pretraining: dict | None = None
+    permutation: int = 0  # 0: the real labels; i ≥ 1: label permutation i
 
     def spec(self) -> dict:
-        return {
+        spec = {
             "linsig_version": __version__, "kind": "pretraining" if self.pretraining else "cv",
             "dataset": self.dataset, "task": self.task, "task_index": self.task_index,
             "settings": grid_settings(self.settings), "model": self.model, "seed": self.seed, "fold": self.fold,
             "pretraining": self.pretraining,
         }
+        if self.permutation:  # only then: the keys of real-label units stay what they were
+            spec["permutation"] = self.permutation
+        return spec
 
     @cached_property
     def key(self) -> str:
@@ -73,6 +82,8 @@ class WorkUnit:
     def describe(self) -> str:
         task = self.task.get("preset") or self.task.get("label")
         where = f"repetition={self.seed}" if self.pretraining else f"seed={self.seed} fold={self.fold}"
+        if self.permutation:
+            where += f" permutation={self.permutation}"
         return (f"{self.dataset_key} {task}#{self.task_index} {self.settings.split} {self.model} {where}")
 
 
@@ -99,6 +110,13 @@ def expand(experiment: Experiment) -> list[WorkUnit]:
                             for model in settings.models:
                                 out.append(WorkUnit(ds.key, ds.source, task, index, settings, model, seed, fold,
                                                     experiment.pretraining))
+                    permuted = permutation_settings(settings)
+                    for permutation in range(1, experiment.permutations + 1):
+                        for seed in settings.seeds:
+                            for fold in range(settings.n_folds):
+                                for model in settings.models:
+                                    out.append(WorkUnit(ds.key, ds.source, task, index, permuted, model, seed,
+                                                        fold, None, permutation))
     keys = [u.key for u in out]
     if len(set(keys)) != len(keys):
         raise LinsigInputError(f"{experiment.origin}: two datasets or tasks describe the same work; remove the duplicate")
@@ -217,8 +235,12 @@ def compute_unit(unit: WorkUnit, threads: int | None = None) -> dict:
 
             rows = run_pretraining_unit(task, unit.model, unit.seed, unit.settings, unit.pretraining["proportions"])
         else:
+            if unit.permutation:
+                task = permuted_task(task, unit.permutation)
             check_task(task, unit.settings)
             rows = run_unit(task, Unit(unit.model, unit.seed, unit.fold), unit.settings)
+            if unit.permutation:
+                rows = tag(rows, unit.permutation)
         payload.update(status="done", rows=rows)
     except Exception as exc:  # recorded with the unit; the other units go on
         payload.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
