@@ -240,3 +240,24 @@ def test_no_flag_for_models_at_the_reference():
 def test_linear_models_are_the_baseline_and_the_rest_non_linear():
     assert LINEAR_MODELS == ("logreg", "svm")
     assert not any(is_linear(m) for m in ("mlp3", "mlp5", "rbf_svm", "knn", "gbdt", "rf"))
+
+
+def test_report_flags_undertrained_models(tmp_path):
+    from linsig.report import render_html, verdict
+
+    base = {"dataset": "d", "task": "t", "split": "study", "pretraining": "none", "signal": "none",
+            "train_fraction": 1.0, "status": "ok", "recipe": "paper", "n_classes": 2, "classes": "a|b",
+            "chance_balanced_accuracy": 0.5, "n_train": 80, "n_val": 20}
+    rows = []
+    for seed in (0, 1):
+        for fold in range(5):
+            rows.append({**base, "seed": seed, "fold": fold, "model": "logreg", "balanced_accuracy": 0.60 + 0.01 * fold,
+                         "reference_balanced_accuracy": 0.90})
+            rows.append({**base, "seed": seed, "fold": fold, "model": "mlp3", "balanced_accuracy": 0.62 + 0.01 * fold,
+                         "reference_balanced_accuracy": np.nan})
+    df = pd.DataFrame(rows)
+    v = verdict(df)
+    assert len(v.undertrained) == 2 and all(MESSAGE in line for line in v.undertrained)
+    assert "Under-training check" in v.text
+    page = render_html(df, None, [])
+    assert 'id="undertrained"' in page and "logreg (paper recipe)" in page

@@ -40,6 +40,8 @@ from scipy import stats as _scipy_stats
 
 from linsig import __version__
 from linsig.confounding import confounding_html  # the class × group section (its own module)
+from linsig.diagnostics import MARGIN as UNDERTRAINING_MARGIN
+from linsig.diagnostics import undertrained_sentences
 from linsig.errors import LinsigInputError
 from linsig.outputs import confined, file_sha256, refuse_overwriting, write_set
 from linsig.plots import (
@@ -140,6 +142,7 @@ class Verdict:
     across: dict = field(default_factory=dict)  # the cross-task view
     lines_across: list[str] = field(default_factory=list)
     lines_studies: list[str] = field(default_factory=list)
+    undertrained: list[str] = field(default_factory=list)  # models clearly below the converged logreg
 
     @property
     def table(self) -> pd.DataFrame:
@@ -154,6 +157,8 @@ class Verdict:
         parts += ["  - " + line for line in self.lines_b]
         if self.lines_across:
             parts += ["Across tasks:"] + ["  - " + line for line in self.lines_across]
+        if self.undertrained:
+            parts += ["Under-training check:"] + ["  - " + line for line in self.undertrained]
         return "\n".join(parts)
 
     def __str__(self) -> str:
@@ -299,7 +304,8 @@ def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdi
     answer_b = _summarise([g["verdict"] for g in _primary(sig["groups"])], NO_SIGNAL) \
         if sig["available"] else sig["message"]
     return Verdict(comp, sig, answer_a, answer_b, lines_a, lines_b, short_a, short_b, studies=studies,
-                   across=across, lines_across=_lines_across(across), lines_studies=_lines_studies(studies))
+                   across=across, lines_across=_lines_across(across), lines_studies=_lines_studies(studies),
+                   undertrained=undertrained_sentences(_real_label_rows(df)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,7 +386,7 @@ table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
 .verdict{background:#f6f8fa;border-left:4px solid #4a7;padding:.6em 1em;margin:.8em 0}
-.verdict.b{border-left-color:#c73}.verdict.x{border-left-color:#57a}.answer{font-weight:bold;font-size:1.08em}
+.verdict.b{border-left-color:#c73}.verdict.x{border-left-color:#57a}.verdict.warn{border-left-color:#d22;background:#fff4f2}.answer{font-weight:bold;font-size:1.08em}
 .muted{color:#666;font-size:.9em}figure{margin:1em 0 2em}figure img{max-width:100%;
 border:1px solid #eee}figcaption{font-size:.9em;color:#444}
 ul.lines li{margin:.3em 0}code{background:#f3f3f3;padding:0 .2em}
@@ -591,6 +597,20 @@ def _real_label_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["permutation"].fillna(0).astype("int64") == 0]
 
 
+def _undertrained_html(sentences: list[str]) -> str:
+    if not sentences:
+        return ""
+    items = "".join(f"<li>{_e(s)}</li>" for s in sentences)
+    return f"""<div class="verdict warn" id="undertrained"><div class=answer>Under-training check</div>
+<ul class=lines>{items}</ul>
+<p class=muted>Every unit of a paper-recipe linear model also fits the converged ridge logistic
+regression (the strong recipe's <code>logreg</code>) on the same folds, training subsets and signal
+modes. A model more than {UNDERTRAINING_MARGIN:g} balanced accuracy below it on the splits both
+were scored on is flagged: a linear model cannot beat the optimum of a linear model, and a network
+can represent it, so a gap this large is its optimiser's, not its model class's
+(<code>--recipe strong</code> trains every model to its capacity).</p></div>"""
+
+
 def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict, bytes]],
                 source: str = "", rope: float = ROPE, alpha: float = ALPHA,
                 result: Verdict | None = None) -> str:
@@ -691,6 +711,7 @@ with its 95% interval{perm_note}. "Above chance" needs p &lt; {alpha:g} and an e
 tested for one claim). Non-linear signal is present when a non-linear model is above chance;
 linear models should fall to chance (a check that the removal worked).</p></div>
 {across_html}
+{_undertrained_html(v.undertrained)}
 
 <h2>Data and tasks</h2>
 {_tasks_html(task_summary(real, summary))}
