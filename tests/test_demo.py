@@ -1,4 +1,4 @@
-"""`linsig demo`, the README's main job, end to end (shortened to one seed and two epochs)."""
+"""`linsig demo`, the README's main job, end to end (shortened to a two-epoch network schedule)."""
 
 import pandas as pd
 import pytest
@@ -10,13 +10,17 @@ from linsig.cli import main
 @pytest.mark.slow
 def test_demo_writes_results_figures_and_report(tmp_path):
     out = tmp_path / "demo"
-    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--seeds", "0", "--epochs", "2", "--jobs", "1", "--quiet"])
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--epochs", "2", "--jobs", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     df = pd.read_parquet(out / "results.parquet")
     assert set(df.dataset) == {"sim-mixed", "ALL", "bladder"}
     assert set(df.task) == {"label", "sex", "lineage", "summarystage"}
-    assert set(df.model) == {"logreg", "svm", "mlp3", "mlp5"} and set(df.signal) == {"none", "removed"}
-    assert len(df) == 4 * 4 * 5 * 4 * 2  # tasks × models × folds × fractions × signals
+    # the strong recipe: linear models, a network and the simpler non-linear models
+    assert set(df.model) == {"logreg", "svm", "mlp3", "rbf_svm", "knn", "gbdt", "rf"} and set(df.signal) == {"none", "removed"}
+    assert set(df.recipe) == {"strong"} and set(df.tuning) == {"fast"}
+    assert len(df) == 4 * 7 * 5 * 3 * 2  # tasks × models × folds × fractions × signals
+    ok = df[df.status == "ok"]
+    assert ok.params.str.len().gt(2).all() and ok.tuning_score.notna().all()
     bladder = df[df.dataset == "bladder"]
     assert set(bladder.n_val_groups) == {1} and bladder.fold.nunique() == 5  # leave-one-study-out
     assert (out / "report.html").stat().st_size > 10_000
@@ -27,5 +31,5 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     assert "mean balanced accuracy" in res.output
     # the verdict's statistics (issue 11): Bayesian probabilities, the cross-task view and its figure
     assert "P(non-linear better / practically equivalent / linear better)" in html and ", probability " in html
-    assert 'id="verdict-across"' in html and 'id="fig-critical_difference__study__none"' in html
+    assert 'id="verdict-across"' in html and 'id="fig-critical_difference__study__none__strong"' in html
     assert set(pd.read_parquet(out / "verdict.parquet")["question"]) >= {"a", "b", "a across tasks"}

@@ -124,16 +124,22 @@ def test_every_strong_model_declares_a_search_space():
         assert all(isinstance(c, dict) and c for c in full), name
 
 
-def test_strong_tuning_uses_pooled_balanced_accuracy_and_prefers_earlier_candidates():
+def test_strong_tuning_uses_pooled_balanced_accuracy_and_breaks_ties_in_the_middle():
     X, y = _binary(n=200, d=20, shift=1.0)
     groups = np.arange(200) // 10
     est = RidgeLogisticRegression()
     result = tune(est, X, y, groups, "full", seed=0, recipe="strong")
     assert result.tuned and len(result.trials) == len(est.search_space("full"))
     scores = [t["score"] for t in result.trials]
-    first_best = int(np.argmax(scores))  # ties go to the earlier (more strongly penalised) candidate
-    assert result.params == {"C": result.trials[first_best]["C"]} and result.score == max(scores)
+    tied = [i for i, s in enumerate(scores) if s == max(scores)]
+    assert result.params == {"C": result.trials[tied[(len(tied) - 1) // 2]]["C"]} and result.score == max(scores)
     assert tune(est, X, y, groups, "off", recipe="strong").params == {}
+    # separable data: every C above a threshold is perfect; the centre of the plateau wins, not
+    # its strongly penalised end (which, reused on a small training subset, predicts one class)
+    Xs, ys = _binary(n=120, d=10, shift=6.0, imbalance=0.5)
+    plateau = tune(RidgeLogisticRegression(), Xs, ys, np.arange(120) // 6, "full", recipe="strong")
+    perfect = [t["C"] for t in plateau.trials if t["score"] == 1.0]
+    assert len(perfect) >= 3 and plateau.params["C"] == perfect[(len(perfect) - 1) // 2]
 
 
 def test_strong_tuning_prepares_inner_folds_like_the_outer_ones():

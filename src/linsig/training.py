@@ -45,6 +45,9 @@ class TrainConfig:
     schedule: str = "constant"  # "cosine": linear warm-up, then cosine decay to 0 over planned_epochs
     planned_epochs: int | None = None  # length of the cosine schedule (default max_epochs)
     warmup: float = 0.05  # fraction of the planned steps spent warming up
+    # An epoch is at least this many steps (cycling through the data more than once when it is
+    # small), so that an epoch count means the same amount of training on every training size.
+    min_steps_per_epoch: int | None = None
 
 
 @dataclass
@@ -162,7 +165,12 @@ def train(
     criterion = make_loss(config.loss, weights)
     n = X.shape[0]
     bs = max(1, min(config.batch_size, n))
-    optimizer, scheduler = make_optimizer(module, config, math.ceil(n / bs))
+    steps, passes, stop = math.ceil(n / bs), 1, n  # an epoch: one pass, the last batch possibly smaller
+    if config.min_steps_per_epoch and steps < config.min_steps_per_epoch:
+        # small data: full batches drawn from as many concatenated permutations as the steps need
+        steps = config.min_steps_per_epoch
+        passes, stop = math.ceil(steps * bs / n), steps * bs
+    optimizer, scheduler = make_optimizer(module, config, steps)
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
     early_stopping = X_tune is not None and y_tune is not None and len(y_tune) > 0
 
@@ -171,9 +179,9 @@ def train(
     params = [p for p in module.parameters() if p.requires_grad]
     module.train()
     for epoch in range(config.max_epochs):
-        order = torch.randperm(n, generator=generator).to(X.device)
+        order = torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)]).to(X.device)
         total, seen = 0.0, 0
-        for start in range(0, n, bs):
+        for start in range(0, stop, bs):
             idx = order[start : start + bs]
             if has_batchnorm and idx.numel() < 2:
                 continue  # batch norm cannot normalise a batch of one sample

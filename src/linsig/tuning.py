@@ -9,7 +9,7 @@ between the two recipes is only *what* is searched and *which* objective picks t
   the networks) and the winner is the candidate with the highest balanced accuracy of the
   *pooled* inner out-of-fold predictions — the metric the outer folds report, the same for every
   model, and stabler than the mean of per-fold scores when a fold holds few samples or misses a
-  class. Ties go to the earlier (simpler) candidate. The inner folds are prepared like the outer
+  class. Ties go to the middle of the tied candidates (the centre of a plateau). The inner folds are prepared like the outer
   ones (``prepare``: for ``signal = removed`` each inner training and validation part is corrected
   with its own labels), so hyperparameters are chosen on the data the model is trained on.
 * **paper** — the paper's protocol (shared/spec/anchor-parameters.md): ``lr`` and ``weight_decay``
@@ -182,13 +182,16 @@ def _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) 
     trials = [{**params, "score": float(balanced_accuracy_score(y_pooled, np.concatenate(predictions[key])))}
               for key, params in order if len(predictions[key]) == len(truth)]
     axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
-    smoothed = _smooth_along(trials, axis, PATH_WINDOW)
-    best = TuningResult(score=-math.inf, tuned=True)
-    for trial, score in zip(trials, smoothed):
-        if score > best.score:
-            best = TuningResult(params={k: v for k, v in trial.items() if k != "score"}, score=score, tuned=True)
-    best.trials = trials
-    return best if math.isfinite(best.score) else None
+    smoothed = np.asarray(_smooth_along(trials, axis, PATH_WINDOW))
+    if not trials or not np.isfinite(smoothed).any():
+        return None
+    # Ties (a plateau of equally good candidates, common on separable data) go to the middle of
+    # the plateau in declared order: its strongly regularised end, reused on a training subset
+    # ten times smaller, left the linear SVM predicting one class (C = 1e-5 on 16 samples).
+    tied = np.flatnonzero(smoothed >= np.nanmax(smoothed) - 1e-12)
+    winner = int(tied[(len(tied) - 1) // 2])
+    return TuningResult(params={k: v for k, v in trials[winner].items() if k != "score"},
+                        score=float(smoothed[winner]), trials=trials, tuned=True)
 
 
 def _smooth_along(trials: list[dict], axis: str | None, window: int) -> list[float]:

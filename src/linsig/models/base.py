@@ -27,8 +27,8 @@ class Tunable:
     def search_space(self, level: str, n_samples: int | None = None) -> list[dict]:
         """Candidate parameter sets for a tuning level ("full" or "fast"), preferred first.
 
-        Ties in the objective go to the earlier candidate, so lists run from the most regularised
-        (simplest) model to the least.
+        Lists run from the most regularised (simplest) model to the least; a tie in the objective
+        goes to the middle of the tied candidates in this order (the centre of a plateau).
         """
         return [{}]
 

@@ -5,10 +5,11 @@ What changes against the paper's training, and why (measured, see ``docs/method.
 * **AdamW** instead of Adam with coupled weight decay behind a 0.01 gradient-norm clip: the clip
   scaled the loss gradient by ~6e-3 but not the decay, which then acted ~100× stronger than its
   value (issue 9's diagnosis). No clipping.
-* **Batches sized from the data**: ``ceil(n / 8)`` samples (8 ≤ batch ≤ 128), so an epoch is about
-  eight steps for any training set up to ~1,000 samples. An epoch count then means the same
-  number of optimiser steps on every training-set fraction, and the training length chosen on
-  the inner folds carries over to the outer fits. Larger batches also cost 2.5× less per sample
+* **Batches sized from the data**: ``ceil(n / 8)`` samples (8 ≤ batch ≤ 128), and an epoch is at
+  least eight steps (a small training set is cycled through more than once), so an epoch is eight
+  steps for any training set up to ~1,000 samples. An epoch count then means the same number of
+  optimiser steps on every training-set fraction, and the training length chosen on the inner
+  folds carries over to the outer fits. Larger batches also cost 2.5× less per sample
   than batches of 16 on CPU (``benchmarks/bench_recipes.py``).
 * **Warm-up + cosine decay** planned over ``max_epochs``.
 * **No early stopping on a small tune set**: the training length (``epochs``) is a
@@ -37,7 +38,7 @@ from linsig.training import TrainConfig, TrainResult, predict_scores, resolve_de
 
 STEPS_PER_EPOCH = 8
 MIN_BATCH, MAX_BATCH = 8, 128
-# Learning rates the search tries, preferred first (ties go to the earlier one). 1e-3 is the
+# Learning rates the search tries. 1e-3 is the
 # usual AdamW default; 1e-4 is what mlp3 needs after linear signal removal on the mixed
 # simulation (higher rates stall at chance there); 3e-3 is what mlp3 reaches its best with on
 # small real data (ALL sex).
@@ -84,7 +85,7 @@ class NetworkClassifier(Tunable, ClassifierMixin, BaseEstimator):
     path_axis = "epochs"
     smooth_path = True
 
-    def __init__(self, lr=1e-3, weight_decay=0.1, dropout=0.5, max_epochs=100, epochs=None, batch_size=None,
+    def __init__(self, lr=1e-3, weight_decay=1.0, dropout=0.5, max_epochs=100, epochs=None, batch_size=None,
                  patience=20, classes=None, device="cpu", random_state=0, warm_start=False):
         self.lr = lr
         self.weight_decay = weight_decay
@@ -113,7 +114,7 @@ class NetworkClassifier(Tunable, ClassifierMixin, BaseEstimator):
             lr=float(self.lr), weight_decay=float(self.weight_decay), max_epochs=int(epochs),
             batch_size=int(self.batch_size or auto_batch_size(n)), clip_grad_norm=None, loss="cross_entropy",
             seed=int(self.random_state or 0), optimizer="adamw", schedule="cosine",
-            planned_epochs=int(self.max_epochs),
+            planned_epochs=int(self.max_epochs), min_steps_per_epoch=STEPS_PER_EPOCH,
         )
 
     def _start(self, X, y):
@@ -170,7 +171,7 @@ class NetworkClassifier(Tunable, ClassifierMixin, BaseEstimator):
             X, y = model._start(X_tr, y_tr)
             Xv = model._tensor(np.asarray(X_va, dtype=np.float32))
             config = model._config(len(y), int(self.max_epochs))
-            steps = math.ceil(len(y) / config.batch_size)
+            steps = max(math.ceil(len(y) / config.batch_size), STEPS_PER_EPOCH)
             # a slow start (a small learning rate still warming up) is not a plateau
             warmup_epochs = math.ceil(config.warmup * config.max_epochs)
             patience = max(3, math.ceil(int(self.patience) * STEPS_PER_EPOCH / steps))
