@@ -75,17 +75,20 @@ def task_confounding(task) -> dict | None:
 
 
 def warnings_for(task_summaries) -> list[str]:
-    """The guard's warnings among task summaries (``Task.summary()`` dicts, as in summary.json)."""
+    """The warnings recorded in task summaries (``Task.summary()`` dicts, as in summary.json): labels
+    or groups that look like missing-value markers (:func:`linsig.tasks.marker_warnings`), then
+    the guard's."""
     out = []
     for t in task_summaries or ():
-        msg = (t.get("confounding") or {}).get("message")
-        if msg and msg not in out:
-            out.append(msg)
+        messages = [m.get("message") for m in t.get("missing_markers") or ()]
+        for msg in messages + [(t.get("confounding") or {}).get("message")]:
+            if msg and msg not in out:
+                out.append(msg)
     return out
 
 
 def run_warnings(run_dir) -> list[str]:
-    """The guard's warnings recorded in a run directory's summary.json (experiments, the demo)."""
+    """The warnings recorded in a run directory's summary.json (experiments, the demo)."""
     from linsig.results import read_summary
 
     return warnings_for(read_summary(run_dir).get("tasks"))

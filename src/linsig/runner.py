@@ -19,12 +19,13 @@ log = logging.getLogger(__name__)
 
 def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | None = 5000,
                     scale: bool = True, normalize: str | None = None, group: str | None = None,
-                    missing: str = "error") -> ad.AnnData:
+                    missing: str = "error", na_values=None) -> ad.AnnData:
     """Read a dataset (a path, or ``example:NAME``) and apply the preprocessing unless the file says it is done.
 
     ``normalize`` (``minmax`` by default, ``none`` with ``scale=False``, or ``study-zscore`` by
     the ``obs`` column ``group``) and ``missing`` (``error``, ``impute``, ``drop-genes``) as in
-    :func:`linsig.data.preprocess.preprocess`. Compendia built by ``linsig data`` are 0–1 scaled
+    :func:`linsig.data.preprocess.preprocess`. ``na_values``: metadata cells that mean missing
+    besides an empty one (e.g. ``["NA"]``), see :func:`linsig.data.io.read_dataset`. Compendia built by ``linsig data`` are 0–1 scaled
     already and stay backed on disk (only the rows a task needs get loaded); ``study-zscore``
     loads them and standardises them in memory (of a min-max scaled gene it gives what the raw
     gene would: the z-score ignores any per-gene affine map). Anything else is loaded and
@@ -32,7 +33,7 @@ def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | 
     """
     method = check_method(normalize or ("minmax" if scale else "none"), group)
     check_missing_mode(missing)
-    adata = read_dataset(resolve(path), metadata=metadata, orientation=orientation)
+    adata = read_dataset(resolve(path), metadata=metadata, orientation=orientation, na_values=na_values)
     done = "preprocessing" in adata.uns.get("linsig", {})
     if done and method == "study-zscore":
         if adata.isbacked:

@@ -9,6 +9,7 @@ classes to keep (a binary pair, all classes with at least K groups, or the paper
 from __future__ import annotations
 
 import itertools
+import shlex
 from dataclasses import dataclass, field
 
 import anndata as ad
@@ -16,7 +17,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from linsig.data.io import validate_matrix  # the same inf check as for tables
+from linsig.data.io import missing_markers, validate_matrix  # the same inf check as for tables
 from linsig.data.missing import handle_missing
 from linsig.errors import LinsigInputError
 
@@ -82,6 +83,8 @@ class Task:
     gene_ids: np.ndarray
     group_names: np.ndarray | None = None  # name of each group code (None: codes only)
     preprocessing: dict = field(default_factory=dict)  # normalisation and missing values, for the summary
+    # label/group values that look like missing-value markers ("NA"), kept as written: warned about
+    markers: list = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -112,6 +115,8 @@ class Task:
         }
         if self.preprocessing:
             out["preprocessing"] = self.preprocessing
+        if self.markers:
+            out["missing_markers"] = self.markers
         if "confounding" not in self._cache:  # summary() is written with every unit: count once
             self._cache["confounding"] = task_confounding(self)
         if self._cache["confounding"] is not None:
@@ -125,6 +130,18 @@ def _column(obs: pd.DataFrame, key: str, role: str, source: str) -> pd.Series:
             f"{source}: no {role} column {key!r} in the sample metadata; columns are: {', '.join(map(str, obs.columns))}"
         )
     return obs[key]
+
+
+def marker_warnings(task_name: str, role: str, column: str, values: pd.Series) -> list[dict]:
+    """One record (with its warning) per value of a task's label or group column that looks like a
+    missing-value marker: whether ``NA`` is a class or an empty field only the user knows, so it
+    is kept, and said."""
+    kept = "kept as a class" if role == "label" else "kept as one group"
+    return [{"role": role, "column": str(column), "value": value, "n_samples": n,
+             "message": f"task {task_name!r}: {role} column {column!r} holds {value!r} in {n} sample(s), {kept}; "
+                        f"if it marks a missing value, give --na-values {shlex.quote(value)} (experiment files: "
+                        f"na_values in the dataset's table)"}
+            for value, n in missing_markers(values).items()]
 
 
 def _load_rows(adata: ad.AnnData, rows: np.ndarray) -> np.ndarray:
@@ -155,6 +172,9 @@ def make_task(
     ----------
     label
         ``obs`` column with the class of each sample; samples with a missing label are dropped.
+        Labels (and groups) that look like missing-value markers (``NA``, ``unknown``, …) are
+        kept and recorded with a warning (``Task.markers``); read the data with ``na_values`` to
+        make them missing.
     group
         ``obs`` column with the study/donor of each sample; ``None`` makes each sample its own group.
     classes
@@ -211,6 +231,9 @@ def make_task(
         X, adata.obs_names[rows], adata.var_names, source, missing or recorded or "error")
     if not complete.all():
         X, genes = np.ascontiguousarray(X[:, complete]), genes[complete]
+    na_values = adata.uns["linsig"].get("na_values") if "linsig" in adata.uns else None
+    if na_values:  # what read_dataset(na_values=…) made missing, dataset-wide
+        preprocessing["na_values"] = dict(na_values)
     if recorded:  # the dataset-wide record of preprocess(), plus what this task's rows hold
         preprocessing["missing"] = {**preprocessing["missing"], "n_missing_in_task": missing_info["n_missing"]}
     elif missing or missing_info["n_missing"]:
@@ -218,10 +241,14 @@ def make_task(
     if name is None:
         name = f"{label}:{uniq[0]}-vs-{uniq[1]}" if uniq.size == 2 and classes is not None else (
             label if uniq.size == 2 else f"{label}:multiclass")
+    markers = marker_warnings(name, "label", label, kept_labels)
+    if group:
+        markers += marker_warnings(name, "group", group, adata.obs[group][keep])
     return Task(
         name=name, dataset=dataset, label_key=label, group_key=group, X=X, y=y, classes=uniq,
         groups=group_codes.astype(np.int64), sample_ids=np.asarray(adata.obs_names[rows]),
         gene_ids=genes, group_names=group_names.astype(str) if group else None, preprocessing=preprocessing,
+        markers=markers,
     )
 
 

@@ -36,6 +36,10 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
               help="Sample metadata table (first column: sample id) for CSV/TSV/Parquet data.")
 @click.option("--orientation", type=click.Choice(["auto", "samples-by-genes", "genes-by-samples"]), default="auto",
               show_default=True, help="Layout of a CSV/TSV/Parquet expression table.")
+@click.option("--na-values", "na_values", metavar="VALUES", callback=csv_list(str),
+              help="Metadata cells that mean missing, comma-separated (e.g. NA for tables written by R); by "
+                   "default only an empty cell is, and a label or group that looks like a marker (NA, unknown, …) "
+                   "is kept with a warning.")
 @click.option("--label", help="Metadata column with the class labels.")
 @click.option("--group", help="Metadata column with the study/donor of each sample (default: each sample its own group).")
 @click.option("--classes", callback=csv_list(str), help="Keep only these classes (e.g. a binary pair: Blood,Brain).")
@@ -59,8 +63,8 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(data_path, metadata, orientation, label, group, classes, min_groups, pairwise_top, preset, n_top_genes,
-        normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
+def run(data_path, metadata, orientation, na_values, label, group, classes, min_groups, pairwise_top, preset,
+        n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
         batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
@@ -81,7 +85,7 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
     ensure_output_dir(out_dir)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
-                            group=zscore_group, missing=missing)
+                            group=zscore_group, missing=missing, na_values=na_values)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
@@ -97,7 +101,8 @@ def run(data_path, metadata, orientation, label, group, classes, min_groups, pai
     if permutations:
         results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet))
     config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
-              "missing": missing, **settings.to_dict(), "permutations": permutations,
+              "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
+              "permutations": permutations,
               "preprocessing": adata.uns.get("linsig", {}).get("preprocessing")}
     path = write_run(out_dir, results, summaries, config)
     ok = (results["status"] == "ok").sum()

@@ -10,6 +10,11 @@ Accepted inputs:
 
 Everything that can be wrong with a user's table raises :class:`~linsig.errors.LinsigInputError`
 naming the file, column or sample at fault.
+
+Metadata are text: only an empty cell is missing, unless the user names the strings that mean
+missing (``na_values``; ``--na-values``). A label or group that merely *looks* like a marker
+(``NA``, ``unknown``, …; :data:`MISSING_MARKERS`) is kept and :func:`linsig.tasks.make_task`
+warns about it, because whether ``NA`` is a class or an empty field only the user knows.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ from linsig.errors import LinsigInputError
 log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None}
+
+# Values of a label or group column that usually stand for a missing field (R writes NA, pandas
+# NaN, databases NULL/None, spreadsheets #N/A, curators "." "-" "?" "unknown"): compared
+# case-insensitively to the whole cell. They are warned about, never dropped unasked.
+MISSING_MARKERS = ("NA", "N/A", "#N/A", "NaN", "null", "None", ".", "-", "?", "missing", "unknown")
+_MARKERS = frozenset(m.lower() for m in MISSING_MARKERS)
 
 
 def _suffix(path: Path) -> str:
@@ -90,6 +101,49 @@ def read_table(path: str | Path, text: bool = False) -> pd.DataFrame:
     return df
 
 
+def check_na_values(na_values) -> tuple[str, ...]:
+    """``na_values`` as a tuple of strings: a comma-separated string or a list (``None``: none)."""
+    if na_values is None:
+        return ()
+    items = na_values.split(",") if isinstance(na_values, str) else list(na_values)
+    if not all(isinstance(v, str) for v in items):
+        raise LinsigInputError(f"na_values must be strings (the cells that mean missing), got {na_values!r}")
+    return tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
+
+
+def mark_missing(obs: pd.DataFrame, na_values, source: Path | str) -> tuple[pd.DataFrame, dict]:
+    """``obs`` with every cell equal to one of ``na_values`` missing, and the count per column.
+
+    The comparison is to the text of the whole cell, case-sensitive (``NA`` is not ``na``), as
+    R's ``na.strings``; ids (the index) are never touched. Returns ``(obs, record)`` with
+    ``record = {"values": [...], "cells": {column: n}}`` for the run's summary.
+    """
+    values = check_na_values(na_values)
+    record = {"values": list(values), "cells": {}}
+    if not values:
+        return obs, record
+    obs = obs.copy()
+    for column in obs.columns:
+        col = obs[column]
+        hit = col.notna() & col.astype(str).isin(values)
+        if hit.any():
+            col = col.mask(hit)
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                col = col.cat.remove_unused_categories()
+            obs[column] = col
+            record["cells"][str(column)] = int(hit.sum())
+    if not record["cells"]:
+        log.warning("%s: no metadata cell equals any of the na_values %s", source, ", ".join(map(repr, values)))
+    return obs, record
+
+
+def missing_markers(values: pd.Series) -> dict[str, int]:
+    """Values (as written) of ``values`` that look like missing-value markers → how many cells hold each."""
+    text = values.dropna().astype(str)
+    counts = text[text.str.lower().isin(_MARKERS)].value_counts()
+    return {str(k): int(n) for k, n in counts.items()}
+
+
 def _check_unique(ids: pd.Index, what: str, source: Path | str) -> None:
     dup = ids[ids.duplicated()].unique()
     if len(dup):
@@ -142,6 +196,7 @@ def read_expression_table(
     path: str | Path,
     metadata: str | Path | pd.DataFrame,
     orientation: str = "auto",
+    na_values=None,
 ) -> ad.AnnData:
     """Read an expression table plus a metadata table keyed by sample id into AnnData.
 
@@ -154,6 +209,9 @@ def read_expression_table(
     orientation
         ``"samples-by-genes"``, ``"genes-by-samples"`` or ``"auto"``: the axis whose ids are
         found in the metadata is the sample axis.
+    na_values
+        Metadata cells that mean missing (e.g. ``["NA"]`` for tables written by R), besides an
+        empty cell; see :func:`mark_missing`.
     """
     path = Path(path)
     expr = read_table(path)
@@ -198,6 +256,15 @@ def read_expression_table(
     obs.index.name = None
     adata = ad.AnnData(X=np.ascontiguousarray(X), obs=obs, var=pd.DataFrame(index=pd.Index(genes, name=None)))
     adata.uns["linsig"] = {"dataset": path.name.split(".")[0], "source": str(path)}
+    return _with_na_values(adata, na_values, meta_source)
+
+
+def _with_na_values(adata: ad.AnnData, na_values, source) -> ad.AnnData:
+    """The one place ``na_values`` apply: the sample metadata of the dataset as read."""
+    if not check_na_values(na_values):
+        return adata
+    adata.obs, record = mark_missing(adata.obs, na_values, source)
+    adata.uns["linsig"] = {**adata.uns.get("linsig", {}), "na_values": record}
     return adata
 
 
@@ -228,8 +295,13 @@ def read_dataset(
     metadata: str | Path | None = None,
     orientation: str = "auto",
     backed: bool = True,
+    na_values=None,
 ) -> ad.AnnData:
-    """Read any supported input: ``.h5ad`` alone, or an expression table plus ``metadata``."""
+    """Read any supported input: ``.h5ad`` alone, or an expression table plus ``metadata``.
+
+    ``na_values`` (strings, or one comma-separated string): metadata cells — of the table, or of
+    the ``.h5ad``'s own ``obs`` — that mean missing, besides an empty cell; see :func:`mark_missing`.
+    """
     path = Path(path)
     if _suffix(path) == ".h5ad":
         if metadata is not None:
@@ -244,8 +316,8 @@ def read_dataset(
                 # the user passed the table to supply these columns: it wins over the file's own
                 log.warning("%s: columns %s replace those of %s", metadata, _preview(overlap), path)
             adata.obs = adata.obs.drop(columns=overlap).join(meta.loc[adata.obs_names])
-            return adata
-        return read_h5ad(path, backed=backed)
+            return _with_na_values(adata, na_values, metadata)
+        return _with_na_values(read_h5ad(path, backed=backed), na_values, path)
     if metadata is None:
         raise LinsigInputError(f"{path}: an expression table needs a metadata table (--metadata) with the labels")
-    return read_expression_table(path, metadata, orientation=orientation)
+    return read_expression_table(path, metadata, orientation=orientation, na_values=na_values)

@@ -28,8 +28,9 @@ TOP_KEYS = ("name", "description", "data", "tasks", "settings", "pretraining")
 TASK_KEYS = ("label", "group", "classes", "min_groups", "pairwise_top", "preset")
 SOURCE_KEYS = ("path", "simulate", "example")
 DATASET_KEYS = {
-    "path": ("path", "metadata", "orientation", "n_top_genes", "scale", "normalize", "missing", "name", "tasks"),
-    "example": ("example", "n_top_genes", "scale", "normalize", "missing", "name", "tasks"),
+    "path": ("path", "metadata", "orientation", "n_top_genes", "scale", "normalize", "missing", "na_values", "name",
+             "tasks"),
+    "example": ("example", "n_top_genes", "scale", "normalize", "missing", "na_values", "name", "tasks"),
     "simulate": ("simulate", "samples", "features", "groups", "shift", "balance", "seed", "name", "tasks"),
 }
 # file key -> (Settings field, type)
@@ -329,7 +330,8 @@ def _file(value, where: str, origin: str, base: Path, check: bool) -> str:
 
 
 def _preprocessing(table: dict, source: dict, where: str, origin: str) -> None:
-    """``normalize`` and ``missing`` of a file dataset; only non-defaults enter the source (unit keys stay put)."""
+    """``normalize``, ``missing`` and ``na_values`` of a file dataset; only non-defaults enter the source
+    (unit keys stay put)."""
     from linsig.data.missing import MISSING_MODES
     from linsig.data.normalize import NORMALIZATIONS
 
@@ -348,6 +350,16 @@ def _preprocessing(table: dict, source: dict, where: str, origin: str) -> None:
         _fail(origin, f"{where}.missing", f"must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
     if missing != "error":
         source["missing"] = missing
+    if table.get("na_values") is not None:  # metadata cells that mean missing, e.g. ["NA"] for R tables
+        raw = table["na_values"]
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            # a number would be compared as Python writes it (1.0), not as the table does (1): ask for text
+            _fail(origin, f"{where}.na_values", f"expected a list of strings (quoted, as written in the metadata "
+                  f"table), got {raw!r}")
+        na_values = list(dict.fromkeys(v.strip() for v in items if v.strip()))
+        if na_values:
+            source["na_values"] = na_values
 
 
 def _normalize_group(tasks, where: str, origin: str) -> str:

@@ -188,7 +188,7 @@ def load_adata(source: dict):
     return prepare_dataset(source["path"], source.get("metadata"), source.get("orientation", "auto"),
                            n_top_genes=source.get("n_top_genes"), scale=source.get("scale", True),
                            normalize=source.get("normalize"), group=source.get("normalize_group"),
-                           missing=source.get("missing", "error"))
+                           missing=source.get("missing", "error"), na_values=source.get("na_values"))
 
 
 def load_tasks(source: dict, task: dict) -> list:
