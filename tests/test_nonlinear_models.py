@@ -213,7 +213,7 @@ def test_knn_search_space_and_fit_respect_the_training_size():
     assert [c["n_neighbors"] for c in BalancedKNN().search_space("fast")] == [31, 15, 7, 3]
     X, y = xor_like(12, seed=0)
     model = BalancedKNN(n_neighbors=31).fit(X, y)
-    assert model.n_neighbors_ == 12  # all training samples
+    assert model.n_neighbors_ == 6  # at most half the training samples: a neighbourhood, not a census
     assert model.predict(X).shape == (12,)
 
 

@@ -172,11 +172,17 @@ def test_readme_python_api_example():
     import linsig.data.simulate as sim
     import linsig.tasks as tasks
 
+    from linsig.models import make_model
+
     adata = sim.simulate("mixed", n_samples=100, n_features=20)
     task = tasks.make_task(adata, label="label", group="group")
-    results = evaluate([task], Settings(models=("logreg",), seeds=(0,), fractions=(1.0,), signals=("none", "removed"),
-                                        tuning="off", max_epochs=2), progress=False)
-    assert len(results) == 5 * 2 and set(results.signal) == {"none", "removed"}
+    results = evaluate([task], Settings(models=("logreg", "rbf_svm"), seeds=(0,), fractions=(1.0,),
+                                        signals=("none", "removed"), tuning="fast"), progress=False)
+    assert len(results) == 2 * 5 * 2 and set(results.signal) == {"none", "removed"}
+    paper = Settings(models=("logreg", "mlp3"), recipe="paper")
+    assert (paper.recipe, paper.tuning, paper.max_epochs) == ("paper", "paper", 50)
+    clf = make_model("logreg", "strong", C=1.0)
+    assert type(clf).__name__ == "RidgeLogisticRegression" and clf.get_params()["C"] == 1.0
 
 
 def test_study_signal_mode_removes_group_effect():

@@ -28,7 +28,7 @@ from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS, is_linear, make_model
 from linsig.recipes import get_recipe
 from linsig.tasks import Task
-from linsig.training import resolve_device
+from linsig.training import deterministic_kernels, resolve_device
 from linsig.tuning import tune
 
 from linsig.signal import SIGNAL_MODES as SIGNALS  # one list of modes, owned by the signal module
@@ -159,6 +159,7 @@ def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
     keep_freed_memory()  # reuse freed gradient buffers instead of faulting them in at every step
+    deterministic_kernels()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
@@ -250,7 +251,7 @@ def _tune(estimator, data: _SignalData, train_idx, split: str, level: str, seed:
     if recipe == "paper":  # the paper's protocol: uncorrected data, whatever the signal mode
         result = tune(estimator, task.X[train_idx], task.y[train_idx], groups, level, seed, split, recipe="paper")
     else:
-        result = tune(estimator, data.X, task.y[train_idx], groups, level, seed, split, recipe="strong",
+        result = tune(estimator, data.X[train_idx], task.y[train_idx], groups, level, seed, split, recipe="strong",
                       prepare=data.inner(train_idx))
     return result, time.perf_counter() - start
 
@@ -279,13 +280,15 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     study_groups = task.groups if settings.split == "study" else None
     subsets = splits.subsample(train_idx, settings.fractions, unit.seed, unit.fold)
     y_va, g_va = task.y[val_idx], task.groups[val_idx]
-    # the paper recipe's linear models are checked against the converged logreg on the same splits
-    check_undertraining = recipe == "paper" and is_linear(unit.model)
+    # The paper recipe's linear models are checked against the converged logreg on the same
+    # splits; once per (seed, fold): in the logreg unit, or the svm unit when the run has no logreg.
+    check_undertraining = recipe == "paper" and is_linear(unit.model) and (
+        unit.model == "logreg" or "logreg" not in settings.models)
     paper_tuning = None
     rows = []
     for signal in settings.signals:
         data = _SignalData(task, signal, train_idx, val_idx)
-        tuned, tune_seconds, reference = None, 0.0, None
+        tuned, tune_seconds, reference, trained = None, 0.0, None, None
         for fraction, idx in subsets.items():
             y_tr, g_tr = task.y[idx], task.groups[idx]
             counts = np.bincount(y_tr, minlength=K)
@@ -311,13 +314,17 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 if recipe == "paper":
                     if paper_tuning is None:  # once per unit, on uncorrected data (the paper's protocol)
                         paper_tuning = _tune(estimator, data, train_idx, settings.split, settings.tuning, unit.seed, recipe)
-                    tuned, tune_seconds = paper_tuning
+                        tuned, tune_seconds = paper_tuning
+                    else:  # its time is counted on the first signal mode's rows
+                        tuned, tune_seconds = paper_tuning[0], 0.0
                 else:
                     tuned, tune_seconds = _tune(estimator, data, train_idx, settings.split, settings.tuning, unit.seed,
                                                 recipe)
-                estimator.set_params(**tuned.params)
+                # a fresh copy per signal mode: a mode whose search fell back to the defaults must
+                # not inherit the previous mode's winner
+                trained = clone(estimator).set_params(**tuned.params)
             start = time.perf_counter()
-            model = estimator.fit(data.subset(idx), y_tr, groups=None if study_groups is None else g_tr)
+            model = trained.fit(data.subset(idx), y_tr, groups=None if study_groups is None else g_tr)
             row["fit_seconds"] = time.perf_counter() - start
             row.update(score(model, data.validation, y_va), tuning_score=tuned.score, tune_seconds=tune_seconds)
             if check_undertraining:

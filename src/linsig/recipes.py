@@ -39,6 +39,9 @@ RECIPES: dict[str, Recipe] = {
         description="the paper's exact training (Adam, batch 16, clipping 0.01, early stopping, "
                     "lr/weight decay tuned on uncorrected data)"),
 }
+# Bumped whenever the strong recipe's training or search changes (same settings, other numbers):
+# it is part of an experiment unit's key, so a resumed run never mixes results of two revisions.
+STRONG_REVISION = 1
 TUNINGS = ("auto",) + tuple(dict.fromkeys(t for r in RECIPES.values() for t in r.tunings))
 
 

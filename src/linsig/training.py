@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -59,11 +57,12 @@ class TrainResult:
     diverged: bool = False
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch; make torch pick deterministic kernels (paper: bit-for-bit runs)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def deterministic_kernels() -> None:
+    """Make torch pick deterministic kernels (the paper's code: cudnn deterministic, benchmark off).
+
+    Every fit seeds its own generators (initialisation, shuffling, dropout); this makes the GPU
+    kernels repeatable too. Ops without a deterministic version warn instead of failing.
+    """
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False

@@ -43,6 +43,10 @@ STRONG_INNER_FOLDS = 3
 # this many points before the winner is picked: on ALL sex the raw per-epoch maximum chose
 # spikes (mlp3 outer balanced accuracy 0.873) where the smoothed curve chose the plateau (0.897).
 PATH_WINDOW = 9
+# Along a smoothed path the longest training length within this much balanced accuracy of the
+# best is taken: the outer fit sees half as many samples again as the inner ones, and on a noisy
+# plateau the maximum fell early (ALL sex, mlp5: chosen at 28–37 of 100 epochs).
+PATH_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -190,8 +194,18 @@ def _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) 
     # ten times smaller, left the linear SVM predicting one class (C = 1e-5 on 16 samples).
     tied = np.flatnonzero(smoothed >= np.nanmax(smoothed) - 1e-12)
     winner = int(tied[(len(tied) - 1) // 2])
+    if axis is not None:
+        winner = _longest_near_best(trials, smoothed, winner, axis, PATH_TOLERANCE)
     return TuningResult(params={k: v for k, v in trials[winner].items() if k != "score"},
                         score=float(smoothed[winner]), trials=trials, tuned=True)
+
+
+def _longest_near_best(trials: list[dict], scores: np.ndarray, best: int, axis: str, tolerance: float) -> int:
+    """On the winner's path, the furthest point scoring within ``tolerance`` of the winner."""
+    same = {k: v for k, v in trials[best].items() if k not in (axis, "score")}
+    path = [i for i, t in enumerate(trials) if {k: v for k, v in t.items() if k not in (axis, "score")} == same]
+    near = [i for i in path if scores[i] >= scores[best] - tolerance]
+    return max(near, key=lambda i: trials[i][axis])
 
 
 def _smooth_along(trials: list[dict], axis: str | None, window: int) -> list[float]:

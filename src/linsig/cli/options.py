@@ -7,6 +7,8 @@ from contextlib import contextmanager
 import click
 
 from linsig.errors import LinsigInputError
+from linsig.models import DEFAULT_MODELS, FAMILIES
+from linsig.recipes import RECIPES, TUNINGS
 from linsig.splits import DEFAULT_FRACTIONS
 from linsig.validation import InvalidSetting
 
@@ -41,10 +43,11 @@ def csv_list(kind=str):
 def grid_options(f):
     """The options that define the evaluation grid and training recipe (``run`` and ``demo``)."""
     options = [
-        click.option("--models", default="logreg,svm,mlp3,mlp5", show_default=True,
-                     help="Comma-separated models. Linear: logreg, svm. Non-linear: mlp3, mlp5 (the paper's "
-                          "networks), rbf_svm, knn, gbdt, rf (strong recipe only)."),
-        click.option("--recipe", type=click.Choice(["strong", "paper"]), default="strong", show_default=True,
+        click.option("--models", default=",".join(DEFAULT_MODELS), show_default=True,
+                     help="Comma-separated models: " + "; ".join(
+                         f"{f.name} ({f.description}{'' if f.paper else ', strong recipe only'})"
+                         for f in FAMILIES.values()) + ". logreg and svm are the linear baseline."),
+        click.option("--recipe", type=click.Choice(list(RECIPES)), default="strong", show_default=True,
                      help="strong: every model trained to what its class can reach (converged linear models, "
                           "AdamW networks, hyperparameters by nested CV per signal mode); paper: the paper's "
                           "exact training, to reproduce its figures."),
@@ -59,7 +62,7 @@ def grid_options(f):
         click.option("--signal", "signals", default="none", show_default=True, callback=csv_list(str),
                      help="Signal modes: none, removed (train/val each corrected with their own labels), "
                           "removed_full (whole dataset corrected before splitting), study."),
-        click.option("--tuning", type=click.Choice(["auto", "full", "fast", "paper", "off"]), default="auto",
+        click.option("--tuning", type=click.Choice(list(TUNINGS)), default="auto",
                      show_default=True,
                      help="Hyperparameter search by nested group-wise CV. auto: the recipe's default (strong: "
                           "full; paper: paper). strong recipe: full (each model's search space) or fast (a "
@@ -71,13 +74,14 @@ def grid_options(f):
         click.option("--batch-size", type=click.IntRange(1), default=None,
                      help="Mini-batch size [default: strong ceil(n/8) within 8–128, paper 16]."),
         click.option("--patience", type=click.IntRange(1), default=None,
-                     help="Epochs without improvement before a run stops [default: strong 10 (inner tuning "
-                          "runs), paper 7 (early stopping)]."),
+                     help="Epochs without improvement before a run stops [default: strong 20 (inner tuning "
+                          "runs, after the warm-up), paper 7 (early stopping)]."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train: auto picks a CUDA GPU when torch sees one."),
         click.option("--lr", type=float, default=None, help="Learning rate when --tuning off (default: per model)."),
         click.option("--weight-decay", type=float, default=None,
-                     help="Weight decay of the networks [default: strong 0.1 (AdamW), paper 0 or tuned]."),
+                     help="Weight decay of the networks [default: strong 1.0 (AdamW, decoupled), paper 0 "
+                          "(Adam) when --tuning off]."),
         click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
                      help="CPU threads per training (results are bit-for-bit repeatable for a given count)."),
     ]

@@ -38,7 +38,8 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
     study = settings.split == "study"
     groups = task.groups if study else np.arange(task.n_samples)
     pre, train, val = three_way_split(groups, proportions, seed)
-    # models with a warm start (the networks, logreg) continue from pretrained weights; the others refit from scratch
+    # only models with a warm start (the networks) continue from pretrained weights: a convex
+    # optimum does not depend on where its solver starts, and the others refit from scratch
     can_pretrain = "warm_start" in make_estimator(model, settings, seed, task.n_classes).get_params()
     # The scratch copy: the standard unit on a single fold (training set → validation set).
     single = dataclasses.replace(task, _cache={})
@@ -48,7 +49,8 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
     y, g = task.y, task.groups
     out = []
     for signal in settings.signals:
-        X = removed_full(single) if signal == "removed_full" else impute_from_rows(task.X, np.concatenate([pre, train]))
+        # filled from the training set's means, like the scratch copy: both copies see the same validation data
+        X = removed_full(single) if signal == "removed_full" else impute_from_rows(task.X, train)
         X_va = correct(signal, X[val], y[val], g[val]) if any(
             r["signal"] == signal and r["status"] == "ok" for r in scratch_rows) else None
         pretrained = None

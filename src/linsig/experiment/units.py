@@ -31,6 +31,7 @@ from linsig.evaluation import Settings, Unit, check_task, run_unit
 from linsig.experiment.spec import Experiment
 from linsig.permutation import permutation_settings, permuted_task, tag
 from linsig.tasks import PRESETS as TASK_PRESETS
+from linsig.recipes import STRONG_REVISION
 from linsig.tuning import search_plan
 
 
@@ -69,6 +70,8 @@ class WorkUnit:
         }
         if self.permutation:  # only then: the keys of real-label units stay what they were
             spec["permutation"] = self.permutation
+        if self.settings.recipe == "strong":  # a change to how the strong recipe trains recomputes its units
+            spec["recipe_revision"] = STRONG_REVISION
         return spec
 
     @cached_property
@@ -129,9 +132,9 @@ def tuning_plan(settings: Settings, model: str) -> tuple[int, int, int]:
     The paper recipe searches once per unit, the strong recipe once per signal mode. A candidate
     that scores a whole path (the penalty path of ``logreg``, every epoch of a network run) counts once.
     """
-    from linsig.evaluation import make_estimator
+    from linsig.models import make_model
 
-    estimator = make_estimator(model, settings, 0, 2)
+    estimator = make_model(model, settings.recipe)  # no device: a dry run may plan GPU work on a CPU host
     plan, folds = search_plan(estimator, settings.recipe, settings.tuning, 0)
     axis = getattr(estimator, "path_axis", None)
     paths = {json.dumps({k: v for k, v in p.items() if k != axis}, sort_keys=True) for p in plan}
@@ -148,7 +151,7 @@ def reference_fits(settings: Settings, model: str) -> int:
     from linsig.models import is_linear
     from linsig.tuning import STRONG_INNER_FOLDS
 
-    if settings.recipe != "paper" or not is_linear(model):
+    if settings.recipe != "paper" or not is_linear(model) or (model != "logreg" and "logreg" in settings.models):
         return 0
     return len(settings.signals) * (len(settings.fractions) + STRONG_INNER_FOLDS)
 

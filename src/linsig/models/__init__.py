@@ -47,15 +47,15 @@ _E, _L, _S, _N = ("linsig.models.estimators", "linsig.models.linear", "linsig.mo
                   "linsig.models.nonlinear")
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (
     ModelFamily("logreg", True, f"{_L}:RidgeLogisticRegression", f"{_E}:LogisticRegressionClassifier",
-                "ridge (L2) multinomial logistic regression"),
-    ModelFamily("svm", True, f"{_L}:LinearSVM", f"{_E}:LinearSVMClassifier", "linear support vector machine"),
+                "ridge multinomial logistic regression"),
+    ModelFamily("svm", True, f"{_L}:LinearSVM", f"{_E}:LinearSVMClassifier", "linear SVM"),
     ModelFamily("mlp3", False, f"{_S}:StrongMLP3", f"{_E}:MLP3Classifier",
-                "three-layer ReLU network, dropout (the paper's)"),
+                "the paper's 3-layer ReLU network"),
     ModelFamily("mlp5", False, f"{_S}:StrongMLP5", f"{_E}:MLP5Classifier",
-                "five-layer ReLU network, batch norm and dropout (the paper's)"),
-    ModelFamily("rbf_svm", False, f"{_N}:RBFSVM", None, "support vector machine with an RBF kernel"),
-    ModelFamily("knn", False, f"{_N}:BalancedKNN", None, "k nearest neighbours, class-balanced votes"),
-    ModelFamily("gbdt", False, f"{_N}:GradientBoostedTrees", None, "gradient-boosted trees (histogram-based)"),
+                "the paper's 5-layer ReLU network with batch norm"),
+    ModelFamily("rbf_svm", False, f"{_N}:RBFSVM", None, "RBF-kernel SVM"),
+    ModelFamily("knn", False, f"{_N}:BalancedKNN", None, "k nearest neighbours"),
+    ModelFamily("gbdt", False, f"{_N}:GradientBoostedTrees", None, "gradient-boosted trees"),
     ModelFamily("rf", False, f"{_N}:RandomForest", None, "random forest"),
 )}
 MODELS = tuple(FAMILIES)

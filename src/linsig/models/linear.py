@@ -53,11 +53,10 @@ class _ConvexLinear(Tunable, ClassifierMixin, BaseEstimator):
         return _fit_converged(self.model_, X, y)
 
     def fit(self, X, y, groups=None):
-        X, y = validate_data(self, X, y, dtype=np.float64, reset=not (self.warm_start and hasattr(self, "model_")))
+        X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         full_label_set(self, y)  # labels outside ``classes`` are an error; a fit predicts the classes it saw
-        if not (self.warm_start and hasattr(self, "model_")):
-            self.model_ = self._solver(float(self.C), warm=self.warm_start)
+        self.model_ = self._solver(float(self.C), warm=False)
         self.converged_ = self._solve(X, y)
         self.n_iter_ = int(np.max(self.model_.n_iter_))
         self.classes_ = self.model_.classes_
@@ -93,20 +92,21 @@ class RidgeLogisticRegression(_ConvexLinear):
         Accepted for the common model interface; a fit predicts the classes it saw.
     random_state : int
         Unused (a convex optimum has no seed); kept for the common interface.
-    warm_start : bool
-        Start from the previous coefficients (pretraining; the optimum does not depend on it).
+
+    There is no ``warm_start``: the optimum of a strictly convex problem does not depend on where
+    the solver starts, so "pretraining" cannot change it (the S4 experiment skips the pretrained
+    copy of these models, with that reason).
     """
 
     grid = LOGREG_C
     path_axis = "C"
 
-    def __init__(self, C=1.0, tol=1e-6, max_iter=5000, classes=None, random_state=0, warm_start=False):
+    def __init__(self, C=1.0, tol=1e-6, max_iter=5000, classes=None, random_state=0):
         self.C = C
         self.tol = tol
         self.max_iter = max_iter
         self.classes = classes
         self.random_state = random_state
-        self.warm_start = warm_start
 
     def _solver(self, C, warm):
         return LogisticRegression(C=C, tol=self.tol, max_iter=self.max_iter, class_weight="balanced",
@@ -153,13 +153,12 @@ class LinearSVM(_ConvexLinear):
 
     grid = SVM_C
 
-    def __init__(self, C=1.0, tol=1e-5, max_iter=50000, classes=None, random_state=0, warm_start=False):
+    def __init__(self, C=1.0, tol=1e-5, max_iter=50000, classes=None, random_state=0):
         self.C = C
         self.tol = tol
         self.max_iter = max_iter
         self.classes = classes
         self.random_state = random_state
-        self.warm_start = warm_start
 
     # Coordinate descent on the dual is fastest on separable data with fewer samples than genes,
     # but after linear signal removal it stalls: on ALL sex it hit 50,000 iterations (6.7 s) for

@@ -13,7 +13,7 @@ weights (the harness scores balanced accuracy) and a ``threads`` bound on the CP
   training class frequency.
 * ``gbdt`` — :class:`GradientBoostedTrees`: ``HistGradientBoostingClassifier`` early-stopped on a
   group-wise held-out part of the training data.
-* ``rf`` — :class:`RandomForest`: 500 trees, balanced bootstrap class weights.
+* ``rf`` — :class:`RandomForest`: 200 trees, balanced bootstrap class weights.
 """
 
 from __future__ import annotations
@@ -221,7 +221,9 @@ class BalancedKNN(_Classifier):
         self.classes_, self._codes, counts = np.unique(y, return_inverse=True, return_counts=True)
         self.class_vote_ = len(y) / (self.classes_.size * counts)
         self._X = X
-        self.n_neighbors_ = min(int(self.n_neighbors), len(X))
+        # k is tuned on the whole outer training fold and reused on its small subsets: at most half
+        # the training samples, or every sample would vote (k = 31 on 12 samples)
+        self.n_neighbors_ = min(int(self.n_neighbors), max(1, -(-len(X) // 2)))
         self.n_iter_ = 0
         return self
 
