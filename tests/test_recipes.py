@@ -267,3 +267,62 @@ def test_report_flags_undertrained_models(tmp_path):
     assert "Under-training check" in v.text
     page = render_html(df, None, [])
     assert 'id="undertrained"' in page and "logreg (paper recipe)" in page
+
+
+# --------------------------------------------------------------------------------------------
+# Per-signal tuning in run_unit
+# --------------------------------------------------------------------------------------------
+
+def _grouped_linear_task(n_groups=4, seed=0):
+    adata = preprocess(sim.simulate("linear", n_samples=80, n_features=10, n_groups=n_groups, seed=seed),
+                       n_top_genes=None)
+    return tasks.make_task(adata, label="label", group="group")
+
+
+def test_a_signal_mode_never_inherits_another_modes_hyperparameters():
+    # 4 groups, 2 folds: the study mode's inner folds cannot be corrected (one group a side), so its
+    # search falls back to the defaults — it must not train with the none mode's winner
+    task = _grouped_linear_task()
+    common = dict(models=("logreg",), seeds=(0,), n_folds=2, fractions=(1.0,), device="cpu")
+    both = pd.DataFrame(run_unit(task, Unit("logreg", 0, 0), Settings(signals=("none", "study"), **common)))
+    alone = pd.DataFrame(run_unit(task, Unit("logreg", 0, 0), Settings(signals=("study",), **common)))
+    study = both[both.signal == "study"].reset_index(drop=True)
+    cols = ["balanced_accuracy", "params", "tuning_score"]
+    pd.testing.assert_frame_equal(study[cols], alone[cols])
+
+
+def test_strong_tuning_corrects_the_inner_folds_like_the_outer_ones(monkeypatch):
+    import linsig.evaluation as evaluation
+
+    calls = []
+    real = evaluation.correct
+
+    def spy(signal, X, y, groups):
+        calls.append((signal, len(y)))
+        return real(signal, X, y, groups)
+
+    monkeypatch.setattr(evaluation, "correct", spy)
+    adata = preprocess(sim.simulate("mixed", n_samples=90, n_features=12, seed=0), n_top_genes=None)
+    task = tasks.make_task(adata, label="label", group="group")
+    s = Settings(models=("logreg",), seeds=(0,), n_folds=3, fractions=(1.0,), signals=("removed",), device="cpu",
+                 tuning="fast")
+    run_unit(task, Unit("logreg", 0, 0), s)
+    sizes = sorted(n for signal, n in calls if signal == "removed")
+    # 3 inner training and 3 inner validation parts (of the 60 outer training samples), then the
+    # outer training set (60) and validation fold (30): every part corrected with its own labels
+    assert len(sizes) == 8 and sum(sizes) == 3 * 60 + 60 + 30
+
+
+def test_pretraining_skips_the_pretrained_copy_of_a_convex_model():
+    from linsig.experiment.pretraining import run_pretraining_unit
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 150)
+    adata = preprocess(sim.simulate("linear", n_samples=150, n_features=10, n_groups=15, seed=0), n_top_genes=None)
+    adata.obs["label"] = pd.Categorical(np.array(["a", "b", "c"])[y])
+    task = tasks.make_task(adata, label="label", group="group")
+    s = Settings(models=("logreg",), seeds=(0,), fractions=(1.0,), signals=("none",), device="cpu", tuning="fast")
+    rows = pd.DataFrame(run_pretraining_unit(task, "logreg", 0, s))
+    scratch, twin = rows[rows.pretraining == "none"], rows[rows.pretraining == "pretrained"]
+    assert (scratch.status == "ok").all()
+    assert (twin.status == "skipped").all() and twin.skip_reason.str.contains("cannot continue").all()

@@ -16,10 +16,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from linsig import splits
 from linsig.models.networks import build_network
-from linsig.training import TrainConfig, TrainResult, mean_loss, predict_scores, resolve_device, train
+from linsig.models.torch_model import TorchModel
+from linsig.training import TrainConfig, TrainResult, mean_loss, resolve_device, train
 
 
-class TorchClassifier(ClassifierMixin, BaseEstimator):
+class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
     """Base class: a network trained with Adam, class-weighted loss and early stopping.
 
     Parameters
@@ -79,9 +80,6 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         except KeyError as exc:
             raise ValueError(f"label {exc.args[0]!r} is not one of the classes {list(self.classes_)}") from None
 
-    def _tensor(self, X) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=self.device_)
-
     def _config(self) -> TrainConfig:
         return TrainConfig(
             lr=self.default_lr if self.lr is None else float(self.lr),
@@ -123,25 +121,6 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.n_epochs_ = self.train_result_.epochs_trained
         return self
 
-    def decision_function(self, X) -> np.ndarray:
-        check_is_fitted(self, "module_")
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        scores = predict_scores(self.module_, self._tensor(X)).cpu().numpy()
-        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Softmax of the network's scores (calibrated only for the cross-entropy models)."""
-        check_is_fitted(self, "module_")
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        scores = predict_scores(self.module_, self._tensor(X))
-        return torch.softmax(scores.double(), dim=1).cpu().numpy()
-
-    def predict(self, X) -> np.ndarray:
-        check_is_fitted(self, "module_")
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        scores = predict_scores(self.module_, self._tensor(X))
-        return self.classes_[scores.argmax(dim=1).cpu().numpy()]
-
     def loss_score(self, X, y) -> float:
         """Class-weighted mean training loss on (X, y): the tuning objective (lower is better)."""
         check_is_fitted(self, "module_")
@@ -149,19 +128,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         y_codes = torch.as_tensor(self._encode(y), device=self.device_)
         return mean_loss(self.module_, self._tensor(X), y_codes, self.loss, len(self.classes_))
 
-    def fit_summary(self) -> dict:
-        """Result-row fields describing the last fit."""
-        r = self.train_result_
-        return {"epochs_trained": int(r.epochs_trained), "best_epoch": int(r.best_epoch), "diverged": bool(r.diverged),
-                "converged": not r.diverged}
-
     def chosen_params(self) -> dict:
         return {"lr": float(self.default_lr if self.lr is None else self.lr), "weight_decay": float(self.weight_decay)}
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
 
 
 class LogisticRegressionClassifier(TorchClassifier):

@@ -30,10 +30,11 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from linsig.models.base import Tunable, full_label_set
 from linsig.models.networks import build_network
+from linsig.models.torch_model import TorchModel
 from linsig.training import TrainConfig, TrainResult, predict_scores, resolve_device, train
 
 STEPS_PER_EPOCH = 8
@@ -49,7 +50,7 @@ def auto_batch_size(n_samples: int) -> int:
     return int(min(MAX_BATCH, max(MIN_BATCH, math.ceil(n_samples / STEPS_PER_EPOCH))))
 
 
-class NetworkClassifier(Tunable, ClassifierMixin, BaseEstimator):
+class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
     """A paper architecture trained by the strong recipe (scikit-learn estimator).
 
     Parameters
@@ -100,9 +101,6 @@ class NetworkClassifier(Tunable, ClassifierMixin, BaseEstimator):
         self.warm_start = warm_start
 
     # -- helpers ---------------------------------------------------------------------------
-    def _tensor(self, X) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=self.device_)
-
     def _codes(self, y) -> torch.Tensor:
         codes = np.searchsorted(self.classes_, y)
         if np.any(codes >= self.classes_.size) or np.any(self.classes_[np.minimum(codes, self.classes_.size - 1)] != y):
@@ -135,22 +133,6 @@ class NetworkClassifier(Tunable, ClassifierMixin, BaseEstimator):
         self.train_result_: TrainResult = train(self.module_, self._tensor(X), self._codes(y), len(self.classes_),
                                                 self._config(len(y), epochs))
         return self
-
-    def decision_function(self, X) -> np.ndarray:
-        check_is_fitted(self, "module_")
-        scores = predict_scores(self.module_, self._tensor(validate_data(self, X, dtype=np.float32, reset=False)))
-        scores = scores.cpu().numpy()
-        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
-
-    def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "module_")
-        scores = predict_scores(self.module_, self._tensor(validate_data(self, X, dtype=np.float32, reset=False)))
-        return torch.softmax(scores.double(), dim=1).cpu().numpy()
-
-    def predict(self, X) -> np.ndarray:
-        check_is_fitted(self, "module_")
-        scores = predict_scores(self.module_, self._tensor(validate_data(self, X, dtype=np.float32, reset=False)))
-        return self.classes_[scores.argmax(dim=1).cpu().numpy()]
 
     # -- tuning protocol ---------------------------------------------------------------------
     def search_space(self, level: str, n_samples: int | None = None) -> list[dict]:
@@ -193,19 +175,9 @@ class NetworkClassifier(Tunable, ClassifierMixin, BaseEstimator):
             out += [({**params, "epochs": epoch}, predictions) for epoch, predictions in enumerate(history, 1)]
         return out
 
-    def fit_summary(self) -> dict:
-        r = self.train_result_
-        return {"epochs_trained": int(r.epochs_trained), "best_epoch": int(r.best_epoch), "diverged": bool(r.diverged),
-                "converged": not r.diverged}
-
     def chosen_params(self) -> dict:
         return {"lr": float(self.lr), "weight_decay": float(self.weight_decay), "dropout": float(self.dropout),
                 "epochs": int(self.max_epochs if self.epochs is None else self.epochs)}
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
 
 
 class StrongMLP3(NetworkClassifier):

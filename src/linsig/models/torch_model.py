@@ -1,0 +1,43 @@
+"""What every torch-backed estimator shares, whichever recipe trains it: predictions from its network."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from linsig.training import predict_scores
+
+
+class TorchModel:
+    """Mixin for estimators with a fitted ``module_`` on ``device_``, ``classes_`` and ``train_result_``."""
+
+    def _tensor(self, X) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=self.device_)
+
+    def _scores(self, X) -> torch.Tensor:
+        check_is_fitted(self, "module_")
+        return predict_scores(self.module_, self._tensor(validate_data(self, X, dtype=np.float32, reset=False)))
+
+    def decision_function(self, X) -> np.ndarray:
+        scores = self._scores(X).cpu().numpy()
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Softmax of the network's scores (calibrated only for the cross-entropy models)."""
+        return torch.softmax(self._scores(X).double(), dim=1).cpu().numpy()
+
+    def predict(self, X) -> np.ndarray:
+        winners = self._scores(X).argmax(dim=1).cpu().numpy()
+        return self.classes_[winners]
+
+    def fit_summary(self) -> dict:
+        """Result-row fields describing the last fit."""
+        r = self.train_result_
+        return {"epochs_trained": int(r.epochs_trained), "best_epoch": int(r.best_epoch), "diverged": bool(r.diverged),
+                "converged": not r.diverged}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
