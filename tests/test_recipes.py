@@ -326,3 +326,20 @@ def test_pretraining_skips_the_pretrained_copy_of_a_convex_model():
     scratch, twin = rows[rows.pretraining == "none"], rows[rows.pretraining == "pretrained"]
     assert (scratch.status == "ok").all()
     assert (twin.status == "skipped").all() and twin.skip_reason.str.contains("cannot continue").all()
+
+
+def test_a_linear_fit_no_better_than_zero_predicts_a_constant():
+    """After removal the optimum is w = 0; the solver's tolerance-sized w must not decide anything."""
+    from linsig.signal import remove_linear_signal
+
+    adata = preprocess(sim.simulate("mixed", n_samples=300, n_features=400, seed=0), n_top_genes=None)
+    X, y = adata.X, adata.obs["label"].to_numpy()
+    Xc = remove_linear_signal(X, y)
+    for model in (LinearSVM(C=1e-2), RidgeLogisticRegression(C=3.0)):
+        fitted = model.fit(Xc, y)
+        assert fitted.constant_ is not None and len(set(fitted.predict(Xc))) == 1
+        assert model.fit(X, y).constant_ is None  # before removal: a real fit
+    X_tr, X_va = remove_linear_signal(X[:200], y[:200]), remove_linear_signal(X[200:], y[200:])
+    path = RidgeLogisticRegression().candidate_predictions(X_tr, y[:200], None, X_va, y[200:],
+                                                           [{"C": 1.0}, {"C": 100.0}])
+    assert all(len(set(pred)) == 1 for _, pred in path)
