@@ -639,6 +639,9 @@ def figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
         specs = []
         for recipe, sub in df.groupby("recipe", sort=True):
             for spec in _figure_specs(sub, summary):
+                if spec["kind"] == "critical_difference":  # stratified by recipe already
+                    specs.append(spec)
+                    continue
                 spec["name"] = f"{spec['name']}__{_slug(str(recipe))}"
                 spec["title"] = f"{spec['title']}, {recipe} recipe"
                 spec["make"] = (lambda m=spec["maker"], s=spec["data"], t=spec["title"]: m(s, title=t))
