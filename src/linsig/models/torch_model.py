@@ -15,9 +15,13 @@ class TorchModel:
     def _tensor(self, X) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=self.device_)
 
+    def _inputs(self, X) -> torch.Tensor:
+        """The network's input tensor for validated rows ``X`` (subclasses may transform them)."""
+        return self._tensor(X)
+
     def _scores(self, X) -> torch.Tensor:
         check_is_fitted(self, "module_")
-        return predict_scores(self.module_, self._tensor(validate_data(self, X, dtype=np.float32, reset=False)))
+        return predict_scores(self.module_, self._inputs(validate_data(self, X, dtype=np.float32, reset=False)))
 
     def decision_function(self, X) -> np.ndarray:
         scores = self._scores(X).cpu().numpy()
