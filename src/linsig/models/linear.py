@@ -196,7 +196,8 @@ class LinearSVM(_ConvexLinear):
     # Coordinate descent on the dual is fastest on separable data with fewer samples than genes,
     # but after linear signal removal it stalls: on ALL sex it hit 50,000 iterations (6.7 s) for
     # C ≥ 10 where liblinear's primal Newton solver converged in 2 steps (0.01 s). Same problem,
-    # same optimum: the dual gets this many iterations, then the primal solves it.
+    # same optimum: the dual gets this many iterations, then the primal solves it. With more
+    # samples than genes the primal goes first (scikit-learn's dual="auto" rule).
     DUAL_ITERATIONS = 1000
 
     def _solver(self, C, warm):
@@ -204,9 +205,10 @@ class LinearSVM(_ConvexLinear):
                          random_state=0)
 
     def _solve(self, X, y) -> bool:
-        self.model_.set_params(dual=True, max_iter=min(self.DUAL_ITERATIONS, self.max_iter))
-        if _fit_converged(self.model_, X, y):
-            return True
+        if X.shape[0] <= X.shape[1]:
+            self.model_.set_params(dual=True, max_iter=min(self.DUAL_ITERATIONS, self.max_iter))
+            if _fit_converged(self.model_, X, y):
+                return True
         self.model_.set_params(dual=False, max_iter=self.max_iter)
         return _fit_converged(self.model_, X, y)
 
