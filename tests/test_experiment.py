@@ -123,8 +123,8 @@ def test_dry_run_counts_units_and_trainings(tiny, tmp_path):
     res = CliRunner().invoke(main, ["experiment", "run", str(tiny), "--dry-run", "--recipe", "strong",
                                     "--tuning", "fast", "--seeds", "0"])
     assert "tuning logreg: 1 candidate runs × 3 inner folds × 2 search(es)" in res.output
-    assert "tuning mlp3: 2 candidate runs × 3 inner folds × 2 search(es)" in res.output
-    assert f"trainings: {N_UNITS // 4 * (4 + 6) + N_UNITS // 4 * (4 + 12)} " in res.output
+    assert "tuning mlp3: 3 candidate runs × 3 inner folds × 2 search(es)" in res.output  # 2 rates + centred
+    assert f"trainings: {N_UNITS // 4 * (4 + 6) + N_UNITS // 4 * (4 + 18)} " in res.output
     # pretraining: one unit per (model, repetition); two copies per fraction and one pretraining fit per signal
     pre = write(tmp_path / "pre.toml", TINY + "\n[pretraining]\n")
     exp = load_experiment(pre)
