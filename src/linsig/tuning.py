@@ -202,10 +202,14 @@ def _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) 
 
 def _longest_near_best(trials: list[dict], scores: np.ndarray, best: int, axis: str, tolerance: float) -> int:
     """On the winner's path, the furthest point scoring within ``tolerance`` of the winner."""
-    same = {k: v for k, v in trials[best].items() if k not in (axis, "score")}
-    path = [i for i, t in enumerate(trials) if {k: v for k, v in t.items() if k not in (axis, "score")} == same]
+    path = [i for i, t in enumerate(trials) if _path_key(t, axis) == _path_key(trials[best], axis)]
     near = [i for i in path if scores[i] >= scores[best] - tolerance]
     return max(near, key=lambda i: trials[i][axis])
+
+
+def _path_key(trial: dict, axis: str) -> str:
+    """The path a trial lies on: its parameters other than ``axis`` (and its score)."""
+    return _key({k: v for k, v in trial.items() if k not in (axis, "score")})
 
 
 def _smooth_along(trials: list[dict], axis: str | None, window: int) -> list[float]:
@@ -216,7 +220,7 @@ def _smooth_along(trials: list[dict], axis: str | None, window: int) -> list[flo
     paths: dict[str, list[int]] = {}
     for i, t in enumerate(trials):
         if axis in t:
-            paths.setdefault(_key({k: v for k, v in t.items() if k not in (axis, "score")}), []).append(i)
+            paths.setdefault(_path_key(t, axis), []).append(i)
     out = list(scores)
     half = window // 2
     for members in paths.values():
