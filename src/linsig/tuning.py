@@ -202,7 +202,8 @@ def _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) 
 
 def _longest_near_best(trials: list[dict], scores: np.ndarray, best: int, axis: str, tolerance: float) -> int:
     """On the winner's path, the furthest point scoring within ``tolerance`` of the winner."""
-    path = [i for i, t in enumerate(trials) if _path_key(t, axis) == _path_key(trials[best], axis)]
+    winner = _path_key(trials[best], axis)
+    path = [i for i, t in enumerate(trials) if _path_key(t, axis) == winner]
     near = [i for i in path if scores[i] >= scores[best] - tolerance]
     return max(near, key=lambda i: trials[i][axis])
 
