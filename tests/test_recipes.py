@@ -163,8 +163,21 @@ def test_network_tuning_chooses_the_training_length_on_a_smoothed_curve():
     X, y = _binary(n=120, d=40, shift=2.0)  # d/2 and d/4 hidden units: wide enough to learn
     est = make_model("mlp3", "strong", max_epochs=20, patience=3)
     result = tune(est, X, y, np.arange(120) // 6, "fast", recipe="strong")
-    assert {"lr", "epochs"} <= set(result.params) <= {"lr", "epochs", "center"} and 1 <= result.params["epochs"] <= 20
-    assert result.score > 0.8
+    assert {"lr", "epochs"} <= set(result.params) <= {"lr", "epochs", "center", "steps_per_epoch"}
+    assert 1 <= result.params["epochs"] <= 20 and result.score > 0.8
+
+
+def test_small_training_sets_get_longer_epochs_fixed_from_the_outer_training_set():
+    from linsig.models.strong_networks import StrongMLP3, auto_steps_per_epoch
+
+    # batches of ceil(n / 8): 13 samples at n = 100, so 31 steps visit 400 samples; from ~400 up, 8
+    assert [auto_steps_per_epoch(n) for n in (10, 67, 100, 400, 800, 5000)] == [50, 45, 31, 8, 8, 8]
+    est = StrongMLP3()
+    # the inner runs (67 samples) and the outer fit (100) share the outer set's epoch length
+    assert {c["steps_per_epoch"] for c in est.search_space("full", 100)} == {31}
+    assert est.set_params(steps_per_epoch=31)._config(67, 5).min_steps_per_epoch == 31
+    assert StrongMLP3()._config(67, 5).min_steps_per_epoch == 45  # untuned: from its own data
+    assert "steps_per_epoch" not in StrongMLP3(steps_per_epoch=12).search_space("full", 100)[0]
 
 
 def test_recipes_resolve_their_defaults():

@@ -19,7 +19,7 @@ from linsig.system import available_cores
 @click.option("--jobs", type=click.IntRange(1), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
               help="Worker processes (one torch thread each).")
 @click.option("--seeds", default=None, callback=csv_list(int), help="Comma-separated seeds (default: 0).")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Length of the network's schedule (default: 40).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Length of the network's schedule (default: 24).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(out_dir, jobs, seeds, epochs, device, quiet):
