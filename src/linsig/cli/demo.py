@@ -30,7 +30,7 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     hyperparameters by nested CV per signal mode); 5-fold CV, three training-set sizes, before and
     after linear signal removal: (1) the paper's simulated "mixed" data (1000 samples; half linear,
     half non-linear features), where only non-linear models should survive signal removal; (2) the
-    bundled ALL leukemia arrays (128 patients of one study, 1000 most variable probes), predicting
+    bundled ALL leukemia arrays (128 patients of one study, 500 most variable probes), predicting
     sex and B- vs T-cell lineage; (3) the bundled bladder compendium (195 tumours, 5 studies on
     different platforms, standardised within each study, missing values imputed per fold),
     predicting invasive vs superficial stage with leave-one-study-out folds. It is the shipped
