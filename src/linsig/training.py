@@ -47,6 +47,10 @@ class TrainConfig:
     # small), so that an epoch count means the same amount of training on every training size.
     min_steps_per_epoch: int | None = None
 
+    def steps_per_epoch(self, n: int) -> int:
+        """Optimiser steps in one epoch over ``n`` samples: one pass, or ``min_steps_per_epoch``."""
+        return max(math.ceil(n / max(1, min(self.batch_size, n))), self.min_steps_per_epoch or 0)
+
 
 @dataclass
 class TrainResult:
@@ -164,10 +168,9 @@ def train(
     criterion = make_loss(config.loss, weights)
     n = X.shape[0]
     bs = max(1, min(config.batch_size, n))
-    steps, passes, stop = math.ceil(n / bs), 1, n  # an epoch: one pass, the last batch possibly smaller
-    if config.min_steps_per_epoch and steps < config.min_steps_per_epoch:
+    steps, passes, stop = config.steps_per_epoch(n), 1, n  # an epoch: one pass, the last batch possibly smaller
+    if steps > math.ceil(n / bs):
         # small data: full batches drawn from as many concatenated permutations as the steps need
-        steps = config.min_steps_per_epoch
         passes, stop = math.ceil(steps * bs / n), steps * bs
     optimizer, scheduler = make_optimizer(module, config, steps)
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())

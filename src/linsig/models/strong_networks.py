@@ -202,7 +202,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
             X, y = model._start(X_tr, y_tr)
             Xv = model._inputs(np.asarray(X_va, dtype=np.float32))
             config = model._config(len(y), int(self.max_epochs))
-            steps = max(math.ceil(len(y) / config.batch_size), config.min_steps_per_epoch)
+            steps = config.steps_per_epoch(len(y))
             # a slow start (a small learning rate still warming up, a plateau before the
             # non-linear features are found) is not the end of a run
             no_stop_before = max(math.ceil(config.warmup * config.max_epochs), int(EARLIEST_STOP * config.max_epochs))
