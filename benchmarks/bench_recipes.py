@@ -54,15 +54,20 @@ def grid(args) -> None:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     folds = [int(f) for f in args.folds_run.split(",")]
     rows, timing = [], []
-    for kind, scale in FIG4.items():
-        task = _task(kind, args.samples, max(2, int(round(args.features * scale))))
-        for recipe in args.recipes.split(","):
-            settings = Settings(models=MODELS, seeds=seeds, recipe=recipe, signals=("none", "removed"), device="cpu")
+    tasks = {kind: _task(kind, args.samples, max(2, int(round(args.features * FIG4[kind]))))
+             for kind in args.datasets.split(",")}
+    # recipe by recipe, so that a run cut short still holds one recipe's whole grid
+    for recipe in args.recipes.split(","):
+        for task in tasks.values():
+            settings = Settings(models=MODELS, seeds=seeds, recipe=recipe, signals=("none", "removed"),
+                                device=args.device)
             for seed in seeds:
                 for fold in folds:
                     for model in MODELS:
                         start = time.perf_counter()
                         unit_rows = run_unit(task, Unit(model, seed, fold), settings)
+                        if args.device == "cuda":
+                            torch.cuda.synchronize()
                         seconds = time.perf_counter() - start
                         rows += unit_rows
                         timing.append({"dataset": task.dataset, "recipe": recipe, "model": model, "seed": seed,
@@ -84,7 +89,8 @@ def report(results: pd.DataFrame, times: pd.DataFrame, args, out: Path) -> None:
     seconds = times.pivot_table(index=["dataset", "model"], columns="recipe", values="seconds", aggfunc="sum").round(1)
     total = times.groupby("recipe")["seconds"].sum()
     lines = [f"# bench_recipes grid: {args.samples} samples, features {args.features} (mixed) / "
-             f"{int(args.features * 0.5)} (linear, noise), seeds {args.seeds}, folds {args.folds_run}", "",
+             f"{int(args.features * 0.5)} (linear, noise), seeds {args.seeds}, folds {args.folds_run}, "
+             f"datasets {args.datasets}, device {args.device}", "",
              "## Mean balanced accuracy (all fractions)", "", "```\n" + accuracy.to_string() + "\n```", "",
              "## Wall time per dataset and model (s, sum over units)", "", "```\n" + seconds.to_string() + "\n```", "",
              "## Total", ""]
@@ -102,6 +108,10 @@ def timings(args) -> None:
     torch.set_num_threads(1)
     keep_freed_memory()
     rows = []
+    if args.device == "cuda":  # the CUDA context and cuBLAS start on first use, not in a timed fit
+        warm = make_estimator("mlp5", Settings(models=("mlp5",), seeds=(0,), device="cuda"), 0, 2)
+        warm.set_params(max_epochs=1, epochs=1).fit(np.random.default_rng(0).random((64, 32), dtype=np.float32),
+                                                   np.arange(64) % 2)
     for n in (int(s) for s in args.samples.split(",")):
         rng = np.random.default_rng(0)
         X = rng.random((n, args.genes), dtype=np.float32)
@@ -137,6 +147,8 @@ def main() -> None:
     g.add_argument("--seeds", default="0,1,2")
     g.add_argument("--folds-run", default="0,1,2,3,4", help="which of the 5 outer folds to run")
     g.add_argument("--recipes", default="paper,strong")
+    g.add_argument("--datasets", default=",".join(FIG4), help="which simulated datasets (mixed, linear, noise)")
+    g.add_argument("--device", default="cpu", help="cpu or cuda (every unit on this device)")
     g.add_argument("--out", default="bench-recipes")
     t = sub.add_parser("timings", help="seconds per fit / epoch of every strong model family")
     t.add_argument("--samples", default="1000,10000")

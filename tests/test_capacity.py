@@ -17,6 +17,9 @@ from linsig.data.preprocess import preprocess
 from linsig.data.simulate import simulate
 from linsig.evaluation import Settings, evaluate
 
+# Units in two processes (the same rows as one, tests/test_run.py): these are the suite's longest tests.
+JOBS = 2
+
 
 @pytest.fixture(scope="module")
 def all_data():
@@ -27,7 +30,7 @@ def _all_sex_accuracy(adata, label, models, **settings):
     task = tasks.make_task(adata, label, None)
     s = Settings(models=models, seeds=(0,), n_folds=5, fractions=(1.0,), split="sample", signals=("none",),
                  device="cpu", **settings)
-    df = evaluate([task], s, progress=False)
+    df = evaluate([task], s, progress=False, jobs=JOBS)
     assert (df.status == "ok").all()
     return df.groupby("model").balanced_accuracy.mean()
 
@@ -45,11 +48,11 @@ def test_all_sex_networks_reach_the_converged_linear_baseline(all_data):
     # Seed 0 (these folds): mlp3 0.907 against 0.921; over seeds 0–4 mlp3 is 0.015 below logreg on
     # average (docs/method.md), with epochs of at least 400 samples (31 steps here, 8 before: 0.054 below).
     assert acc["mlp3"] >= acc["logreg"] - 0.03, acc.to_dict()
-    # Issue 9 asks for logreg − 0.03 from mlp5 too; it reaches 0.881 against logreg's 0.921 on
-    # these folds (5 folds of 25 samples: one sample moves a fold by 0.04). Not an optimiser that
-    # stopped short: scikit-learn's MLPClassifier with the same hidden layers and a tuned penalty
-    # reaches 0.78 on the same folds. This asserts what it reaches, not the issue's bar.
-    assert acc["mlp5"] >= acc["logreg"] - 0.07, acc.to_dict()
+    # mlp5 (three learning rates, a cool-down after the chosen length) reaches 0.891 on these folds;
+    # over seeds 0–4 it is 0.016 below logreg (0.885 against 0.901, docs/method.md), on seed 0 just
+    # at the issue's bar (−0.030). Five folds of 25 samples move by 0.04 with one sample, and a
+    # network's result with its random stream on another CPU, so one seed is asserted with room.
+    assert acc["mlp5"] >= acc["logreg"] - 0.04, acc.to_dict()
 
 
 @pytest.mark.slow
@@ -68,7 +71,7 @@ def _simulated(kind, samples=400, features=200):
 def test_after_removal_only_non_linear_models_find_the_mixed_signal():
     s = Settings(models=("logreg", "svm", "mlp3", "mlp5", "rbf_svm", "gbdt"), seeds=(0,), n_folds=5,
                  fractions=(1.0,), signals=("removed",), device="cpu")
-    df = evaluate([_simulated("mixed")], s, progress=False)
+    df = evaluate([_simulated("mixed")], s, progress=False, jobs=JOBS)
     acc = df.groupby("model").balanced_accuracy.mean()
     for model in ("mlp3", "mlp5", "rbf_svm", "gbdt"):
         assert acc[model] >= 0.95, acc.to_dict()
@@ -81,7 +84,7 @@ def test_after_removal_nothing_is_left_in_linear_data():
                  signals=("removed",), device="cpu", tuning="fast")
     # the paper's 1,000 samples: each corrected set's own class means pull a sample away from its
     # class-mates by 1/(class size), which distance-based models read as a (below-chance) signal
-    df = evaluate([_simulated("linear", samples=1000, features=100)], s, progress=False)
+    df = evaluate([_simulated("linear", samples=1000, features=100)], s, progress=False, jobs=JOBS)
     acc = df.groupby("model").balanced_accuracy.mean()
     assert (abs(acc - 0.5) <= 0.06).all(), acc.to_dict()
 
@@ -90,7 +93,7 @@ def test_after_removal_nothing_is_left_in_linear_data():
 def test_after_removal_networks_find_nothing_in_linear_data():
     s = Settings(models=("mlp3", "mlp5"), seeds=(0,), n_folds=5, fractions=(1.0,), signals=("removed",),
                  device="cpu", tuning="fast")
-    df = evaluate([_simulated("linear", features=100)], s, progress=False)
+    df = evaluate([_simulated("linear", features=100)], s, progress=False, jobs=JOBS)
     acc = df.groupby("model").balanced_accuracy.mean()
     assert (abs(acc - 0.5) <= 0.06).all(), acc.to_dict()
 

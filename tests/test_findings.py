@@ -25,7 +25,7 @@ def _simulate_and_run(tmp, kind, signals, samples=1000, features=200, extra=()):
     out = tmp / f"run-{kind}"
     args = ["run", "--data", str(data), "--label", "label", "--group", "group", "--models", "logreg,svm,mlp3,mlp5",
             "--folds", "3", "--seeds", "0", "--fractions", "1.0", "--signal", signals, "--tuning", "off",
-            "--n-top-genes", "0", "--out", str(out), "--quiet", *extra]
+            "--n-top-genes", "0", "--out", str(out), "--quiet", "--jobs", "2", *extra]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     return pd.read_parquet(out / "results.parquet")

@@ -124,6 +124,31 @@ def test_every_strong_model_declares_a_search_space():
         assert all(isinstance(c, dict) and c for c in full), name
 
 
+def test_batch_norm_makes_centred_inputs_the_same_network_so_mlp5_does_not_search_them():
+    from linsig.models.networks import build_network
+
+    torch.manual_seed(0)
+    X = torch.rand(32, 40, dtype=torch.float64)
+    y = torch.arange(32) % 2
+    shifted = X - X.mean(dim=0)
+    out, grads = {}, {}
+    for arch in ("mlp5", "mlp3"):
+        net = build_network(arch, 40, 2, dropout=0.0).double().train()
+        for name, inputs in (("given", X), ("centred", shifted)):
+            net.zero_grad()
+            scores = net(inputs)
+            torch.nn.functional.cross_entropy(scores, y).backward()
+            out[arch, name], grads[arch, name] = scores.detach(), net[0].weight.grad.clone()
+    # batch norm after the first layer removes the constant shift of each unit, forward and backward
+    torch.testing.assert_close(out["mlp5", "centred"], out["mlp5", "given"])
+    torch.testing.assert_close(grads["mlp5", "centred"], grads["mlp5", "given"])
+    assert not torch.allclose(out["mlp3", "centred"], out["mlp3", "given"])
+    mlp3, mlp5 = make_model("mlp3", "strong").search_space("full"), make_model("mlp5", "strong").search_space("full")
+    assert [c["lr"] for c in mlp3] == [1e-4, 1e-3, 3e-3, 1e-3] and mlp3[-1]["center"] is True
+    assert [c["lr"] for c in mlp5] == [3e-4, 1e-3, 3e-3] and not any("center" in c for c in mlp5)
+    assert [c["lr"] for c in make_model("mlp5", "strong").search_space("fast")] == [3e-4, 1e-3]
+
+
 def test_strong_tuning_uses_pooled_balanced_accuracy_and_breaks_ties_in_the_middle():
     X, y = _binary(n=200, d=20, shift=1.0)
     groups = np.arange(200) // 10
@@ -178,6 +203,38 @@ def test_small_training_sets_get_longer_epochs_fixed_from_the_outer_training_set
     assert est.set_params(steps_per_epoch=31)._config(67, 5).min_steps_per_epoch == 31
     assert StrongMLP3()._config(67, 5).min_steps_per_epoch == 45  # untuned: from its own data
     assert "steps_per_epoch" not in StrongMLP3(steps_per_epoch=12).search_space("full", 100)[0]
+
+
+def test_a_schedule_cut_short_cools_down_to_zero():
+    from linsig.training import TrainConfig, make_optimizer
+
+    def rates(config, steps):
+        optimizer, scheduler = make_optimizer(torch.nn.Linear(2, 2), config, steps)
+        out = []
+        for _ in range((config.max_epochs + config.cooldown_epochs) * steps):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return np.array(out)
+
+    common = dict(lr=1.0, optimizer="adamw", schedule="cosine", planned_epochs=100, warmup=0.05)
+    cut = rates(TrainConfig(max_epochs=40, **common), 4)
+    cooled = rates(TrainConfig(max_epochs=40, cooldown_epochs=8, **common), 4)
+    # the same schedule up to the cut (where the cosine is still at ~0.65), then 32 steps falling
+    # linearly towards 0 (the last one still a step)
+    np.testing.assert_array_equal(cooled[:160], cut)
+    assert cut[-1] > 0.6
+    tail = cooled[160:]
+    assert tail.size == 32 and tail[-1] == pytest.approx(cut[-1] / 33)
+    np.testing.assert_allclose(np.diff(tail), -cut[-1] / 33)
+
+    X, y = _binary(n=64, d=8, shift=2.0)
+    trained = {kw: make_model("mlp3", "strong", max_epochs=20, **dict(kw)).fit(X, y).train_result_.epochs_trained
+               for kw in [(("epochs", 10), ("cooldown", 0.2)), (("epochs", 10),), (("epochs", 20), ("cooldown", 0.2)), ()]}
+    # a chosen length of 10 of 20 epochs: 2 more epochs of cool-down (mlp3 has none by default); the
+    # whole schedule needs none
+    assert list(trained.values()) == [12, 10, 20, 20]
+    assert make_model("mlp5", "strong", max_epochs=20, epochs=10).fit(X, y).train_result_.epochs_trained == 12
 
 
 def test_recipes_resolve_their_defaults():

@@ -29,12 +29,12 @@ def sim_file(tmp_path_factory):
     return path
 
 
-def test_run_same_seed_identical_results(sim_file, tmp_path):
+def test_run_same_seed_identical_results_in_one_or_two_processes(sim_file, tmp_path):
     args = ["run", "--data", str(sim_file), "--label", "label", "--group", "group", "--models", "logreg,mlp3",
             "--folds", "3", "--seeds", "0,1", "--fractions", "0.5,1", "--epochs", "4", "--tuning", "off",
             "--signal", "none,removed", "--quiet"]
     _run(args + ["--out", str(tmp_path / "a")])
-    _run(args + ["--out", str(tmp_path / "b")])
+    _run(args + ["--out", str(tmp_path / "b"), "--jobs", "2"])  # units in two processes: the same table
     a = pd.read_parquet(tmp_path / "a/results.parquet").drop(columns=TIMING)
     b = pd.read_parquet(tmp_path / "b/results.parquet").drop(columns=TIMING)
     pd.testing.assert_frame_equal(a, b)

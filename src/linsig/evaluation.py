@@ -348,17 +348,54 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def evaluate(tasks: list[Task], settings: Settings, progress: bool = True) -> pd.DataFrame:
-    """Run the whole grid for every task in this process; return the results table."""
+def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
+    """Run the whole grid for every task; return the results table.
+
+    ``jobs > 1`` computes units in that many spawned processes (each loads the tasks once). Every
+    unit seeds its own generators and uses ``settings.threads`` threads, so the table is the same
+    as with one process, row for row.
+    """
     from linsig.progress import progress_bar
 
     for task in tasks:
         check_task(task, settings)
-    work = [(task, unit) for task in tasks for unit in units(settings)]
+    work = [(i, unit) for i, task in enumerate(tasks) for unit in units(settings)]
     rows: list[dict] = []
     with progress_bar(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
-        for task, unit in work:
-            bar.set_postfix_str(f"{task.name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
-            rows.extend(run_unit(task, unit, settings))
+        if jobs > 1 and len(work) > 1:
+            for unit_rows in _in_processes(tasks, work, settings, jobs, bar):
+                rows.extend(unit_rows)
+            return results_frame(rows)
+        for i, unit in work:
+            bar.set_postfix_str(f"{tasks[i].name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
+            rows.extend(run_unit(tasks[i], unit, settings))
             bar.update()
     return results_frame(rows)
+
+
+_WORKER_TASKS: list[Task] = []
+
+
+def _load_worker_tasks(tasks: list[Task]) -> None:
+    from linsig.system import exit_with_parent
+
+    _WORKER_TASKS[:] = tasks
+    exit_with_parent()
+
+
+def _run_worker_unit(index: int, unit: Unit, settings: Settings) -> list[dict]:
+    return run_unit(_WORKER_TASKS[index], unit, settings)
+
+
+def _in_processes(tasks: list[Task], work: list[tuple[int, Unit]], settings: Settings, jobs: int, bar) -> list[list[dict]]:
+    """Every unit's rows, computed by ``jobs`` spawned processes, in the order of ``work``."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_load_worker_tasks, initargs=(tasks,)) as pool:
+        futures = [pool.submit(_run_worker_unit, i, unit, settings) for i, unit in work]
+        for future in cf.as_completed(futures):
+            future.result()  # a failed unit stops the run here, as it would in one process
+            bar.update()
+        return [future.result() for future in futures]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import multiprocessing
+import multiprocessing.connection
 import os
 import sys
+import threading
 
 _HEAP_KEPT: bool | None = None
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
@@ -28,6 +31,24 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def exit_with_parent() -> None:
+    """End this worker process as soon as the runner that started it dies, even by ``kill -9``.
+
+    An idle pool worker waits on a queue whose other end it holds itself, so it would never
+    notice: each one would stay, holding its loaded dataset (~0.5 GB). The parent's sentinel is
+    a pipe that becomes readable when the parent is gone, whatever killed it.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="linsig-parent-watch", daemon=True).start()
 
 
 def keep_freed_memory() -> bool:

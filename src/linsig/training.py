@@ -43,6 +43,10 @@ class TrainConfig:
     schedule: str = "constant"  # "cosine": linear warm-up, then cosine decay to 0 over planned_epochs
     planned_epochs: int | None = None  # length of the cosine schedule (default max_epochs)
     warmup: float = 0.05  # fraction of the planned steps spent warming up
+    # Epochs added after ``max_epochs`` in which the learning rate falls linearly from where the
+    # schedule was cut to 0: a schedule stopped mid-way keeps a large step size, and a short decay
+    # at the end recovers what a schedule planned to that length reaches.
+    cooldown_epochs: int = 0
     # An epoch is at least this many steps (cycling through the data more than once when it is
     # small), so that an epoch count means the same amount of training on every training size.
     min_steps_per_epoch: int | None = None
@@ -136,11 +140,17 @@ def make_optimizer(module: nn.Module, config: TrainConfig, steps_per_epoch: int)
         return optimizer, None
     total = max(1, (config.planned_epochs or config.max_epochs) * steps_per_epoch)
     warm = max(1, round(config.warmup * total))
+    cut, cooldown = config.max_epochs * steps_per_epoch, config.cooldown_epochs * steps_per_epoch
 
-    def factor(step: int) -> float:
+    def planned(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
         return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, total - warm) / max(1, total - warm)))
+
+    def factor(step: int) -> float:
+        if cooldown and step >= cut:  # the factor of the schedule's last step, falling linearly towards 0
+            return planned(cut - 1) * max(0.0, 1.0 - (step - cut + 1) / (cooldown + 1))
+        return planned(step)
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -180,9 +190,10 @@ def train(
     best_loss, best_state, since_best = math.inf, None, 0
     params = [p for p in module.parameters() if p.requires_grad]
     module.train()
-    for epoch in range(config.max_epochs):
+    for epoch in range(config.max_epochs + config.cooldown_epochs):
         order = torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)]).to(X.device)
-        total, seen = 0.0, 0
+        # summed on the device: reading a loss back every step would make a GPU wait for each one
+        total, seen = torch.zeros((), dtype=torch.float64, device=X.device), 0
         for start in range(0, stop, bs):
             idx = order[start : start + bs]
             if has_batchnorm and idx.numel() < 2:
@@ -196,9 +207,9 @@ def train(
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            total += float(loss.detach()) * idx.numel()
+            total += loss.detach().double() * idx.numel()
             seen += idx.numel()
-        epoch_loss = total / max(seen, 1)
+        epoch_loss = float(total) / max(seen, 1)
         result.train_loss.append(epoch_loss)
         result.epochs_trained = epoch + 1
         if not math.isfinite(epoch_loss):

@@ -62,10 +62,13 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "for an exact test of signal after removal; needs --signal …,removed. Costs N × that grid.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Compute units (model × seed × fold) in this many processes, each with --threads threads; "
+                   "the results are the same as with one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(data_path, metadata, orientation, na_values, label, group, classes, min_groups, pairwise_top, preset,
         n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, quiet):
+        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
@@ -97,7 +100,7 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     summaries = [t.summary() for t in tasks]
     for warning in confounding_warnings(summaries):  # before training: the table is in summary.json and the report
         click.echo(f"warning: {warning}", err=True)
-    results = evaluate(tasks, settings, progress=not quiet)
+    results = evaluate(tasks, settings, progress=not quiet, jobs=jobs)
     if permutations:
         results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet))
     config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-import multiprocessing.connection
-import os
-import threading
 from concurrent.futures.process import BrokenProcessPool
 
 from linsig.errors import LinsigInputError
 from linsig.experiment.units import WorkUnit, compute_unit, set_threads
+from linsig.system import exit_with_parent
 
 
 class InProcessExecutor:
@@ -42,25 +40,7 @@ class InProcessExecutor:
 
 def _init_worker(threads: int) -> None:
     set_threads(threads)
-    _exit_with_parent()
-
-
-def _exit_with_parent() -> None:
-    """End this worker process as soon as the runner that started it dies, even by ``kill -9``.
-
-    An idle pool worker waits on a queue whose other end it holds itself, so it would never
-    notice: each one would stay, holding its loaded dataset (~0.5 GB). The parent's sentinel is
-    a pipe that becomes readable when the parent is gone, whatever killed it.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch():
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="linsig-parent-watch", daemon=True).start()
+    exit_with_parent()
 
 
 class ProcessPoolExecutor:

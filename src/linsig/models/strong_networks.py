@@ -53,6 +53,13 @@ MIN_EPOCH_SAMPLES = 400
 # there); 1e-3 is AdamW's usual; 3e-3 is what mlp3 reaches its best with on small real data
 # (ALL sex). The fast search drops the last.
 LEARNING_RATES = (1e-4, 1e-3, 3e-3)
+# mlp5 puts batch norm after every linear layer, which removes a constant shift of each unit's
+# pre-activation, and with it the reason for 1e-4 and for centring: centred inputs give the same
+# forward pass and the same weight gradients (they differ only by rounding, which Adam's
+# normalisation amplifies: after one epoch on ALL sex the same labels, probabilities within
+# 0.013). Its rates are half-decades around AdamW's usual 1e-3; untuned on ALL sex (seeds 0-4,
+# whole schedule) 3e-4 reached 0.887 and 1e-3 0.873 balanced accuracy.
+MLP5_LEARNING_RATES = (3e-4, 1e-3, 3e-3)
 # The fourth candidate: centred inputs at AdamW's usual rate. It learns the mixed simulation after
 # removal within 3 epochs, where uncentred inputs learn only at 1e-4 and only after a long
 # plateau; on ALL sex it is worse (mlp3 0.78 against 0.87), so the search decides.
@@ -65,6 +72,13 @@ MIN_LOSS_GAIN, MIN_ACCURACY_GAIN, PERFECT_EPOCHS = 0.001, 0.01, 5
 # 0.64–0.72 for epochs 10–30, 0.92 by epoch 60), and one inner fold's run cut at epoch 28 took every
 # later epoch off the pooled candidates (0.875 → 0.978 balanced accuracy with this floor).
 EARLIEST_STOP = 0.3
+# mlp5's outer fit continues past the chosen length for this fraction of it, its learning rate
+# falling linearly to 0. The search scores each length on a run that goes on past it, where the
+# learning rate is still large; with batch norm and weight decay the weights shrink and the
+# effective step grows, so a cut schedule leaves mlp5 noisy. Untuned on ALL sex, 45 of 100
+# epochs, seeds 0-4: cut 0.846, cooled down 0.870 (seeds 0-3), a 45-epoch schedule 0.873. mlp3 (no
+# batch norm) did worse with it after its search (seeds 0-2: 0.875 against 0.898), so it has none.
+MLP5_COOLDOWN = 0.2
 
 
 def auto_batch_size(n_samples: int) -> int:
@@ -95,8 +109,12 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
     max_epochs : int
         Length of the warm-up + cosine schedule.
     epochs : int or None
-        Epochs actually trained (the training length chosen by tuning); ``None`` trains the
+        Where the schedule is cut (the training length chosen by tuning); ``None`` trains the
         whole schedule.
+    cooldown : float or None
+        A schedule cut before its end (``epochs < max_epochs``) continues for this fraction of
+        ``epochs`` more, its learning rate falling linearly to 0 (0: stop at the cut). ``None``:
+        the architecture's own (``mlp5`` 0.2, ``mlp3`` 0).
     batch_size : int or None
         ``None``: ``ceil(n / 8)`` clipped to [8, 128] (about eight steps per epoch).
     steps_per_epoch : int or None
@@ -121,15 +139,23 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
     architecture = "mlp3"
     path_axis = "epochs"
     smooth_path = True
+    #: the learning rates the search tries (``fast``: the first two) and whether it also tries
+    #: centred inputs at ``CENTRED_LEARNING_RATE``
+    learning_rates = LEARNING_RATES
+    centred_candidate = True
+    #: the cool-down of ``cooldown=None``
+    default_cooldown = 0.0
 
     def __init__(self, lr=1e-3, weight_decay=1.0, dropout=0.5, center=False, max_epochs=100, epochs=None,
-                 batch_size=None, steps_per_epoch=None, patience=20, classes=None, device="cpu", random_state=0, warm_start=False):
+                 cooldown=None, batch_size=None, steps_per_epoch=None, patience=20, classes=None, device="cpu",
+                 random_state=0, warm_start=False):
         self.lr = lr
         self.center = center
         self.weight_decay = weight_decay
         self.dropout = dropout
         self.max_epochs = max_epochs
         self.epochs = epochs
+        self.cooldown = cooldown
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.patience = patience
@@ -147,12 +173,16 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
 
     def _config(self, n: int, epochs: int) -> TrainConfig:
         batch = int(self.batch_size or auto_batch_size(n))
+        # a schedule cut before its end gets a cool-down (none for the full schedule or tuning runs)
+        fraction = self.default_cooldown if self.cooldown is None else float(self.cooldown)
+        cooldown = math.ceil(fraction * epochs) if epochs < int(self.max_epochs) else 0
         return TrainConfig(
             lr=float(self.lr), weight_decay=float(self.weight_decay), max_epochs=int(epochs),
             batch_size=batch, clip_grad_norm=None, loss="cross_entropy",
             seed=int(self.random_state or 0), optimizer="adamw", schedule="cosine",
             planned_epochs=int(self.max_epochs),
             min_steps_per_epoch=int(self.steps_per_epoch or auto_steps_per_epoch(n, batch)),
+            cooldown_epochs=cooldown,
         )
 
     def _start(self, X, y):
@@ -180,8 +210,10 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
 
     # -- tuning protocol ---------------------------------------------------------------------
     def search_space(self, level: str, n_samples: int | None = None) -> list[dict]:
-        rates = LEARNING_RATES if level == "full" else LEARNING_RATES[:2]
-        space = [{"lr": lr} for lr in rates] + [{"lr": CENTRED_LEARNING_RATE, "center": True}]
+        rates = self.learning_rates if level == "full" else self.learning_rates[:2]
+        space = [{"lr": lr} for lr in rates]
+        if self.centred_candidate:
+            space.append({"lr": CENTRED_LEARNING_RATE, "center": True})
         if n_samples is None or self.steps_per_epoch:
             return space
         # not searched: the epoch length of the outer training set, shared by the inner runs
@@ -246,3 +278,6 @@ class StrongMLP5(NetworkClassifier):
     """The paper's five-layer ReLU network with batch norm (d/2, d/2, d/2, d/4), strong recipe."""
 
     architecture = "mlp5"
+    learning_rates = MLP5_LEARNING_RATES
+    centred_candidate = False
+    default_cooldown = MLP5_COOLDOWN
