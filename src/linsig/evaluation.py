@@ -365,11 +365,11 @@ def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs:
         if jobs > 1 and len(work) > 1:
             for unit_rows in _in_processes(tasks, work, settings, jobs, bar):
                 rows.extend(unit_rows)
-            return results_frame(rows)
-        for i, unit in work:
-            bar.set_postfix_str(f"{tasks[i].name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
-            rows.extend(run_unit(tasks[i], unit, settings))
-            bar.update()
+        else:
+            for i, unit in work:
+                bar.set_postfix_str(f"{tasks[i].name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
+                rows.extend(run_unit(tasks[i], unit, settings))
+                bar.update()
     return results_frame(rows)
 
 
@@ -396,6 +396,7 @@ def _in_processes(tasks: list[Task], work: list[tuple[int, Unit]], settings: Set
                                 initializer=_load_worker_tasks, initargs=(tasks,)) as pool:
         futures = [pool.submit(_run_worker_unit, i, unit, settings) for i, unit in work]
         for future in cf.as_completed(futures):
-            future.result()  # a failed unit stops the run here, as it would in one process
+            if future.exception() is not None:  # a failed unit stops the run, as it would in one process
+                raise future.exception()
             bar.update()
         return [future.result() for future in futures]
