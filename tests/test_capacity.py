@@ -45,14 +45,11 @@ def test_all_sex_linear_models_converge_and_simple_non_linear_models_follow(all_
 @pytest.mark.slow
 def test_all_sex_networks_reach_the_converged_linear_baseline(all_data):
     acc = _all_sex_accuracy(all_data, "sex", ("logreg", "mlp3", "mlp5"))
-    # Seed 0 (these folds): mlp3 0.907 against 0.921; over seeds 0–4 mlp3 is 0.015 below logreg on
-    # average (docs/method.md), with epochs of at least 400 samples (31 steps here, 8 before: 0.054 below).
+    # Seed 0 (these folds): mlp3 0.909, mlp5 0.922 against logreg 0.921. One seed is a regression
+    # guard, not the bar's evidence: over seeds 0-4 mlp3 is 0.011 and mlp5 0.034 below logreg
+    # (docs/method.md); without its cool-down mlp3 scored 0.885 or 0.801 on seed 4 with two dropout streams.
     assert acc["mlp3"] >= acc["logreg"] - 0.03, acc.to_dict()
-    # mlp5 (three learning rates, a cool-down after the chosen length) reaches 0.891 on these folds;
-    # over seeds 0–4 it is 0.016 below logreg (0.885 against 0.901, docs/method.md), on seed 0 just
-    # at the bar (−0.030). Five folds of 25 samples move by 0.04 with one sample, and a
-    # network's result with its random stream on another CPU, so one seed is asserted with room.
-    assert acc["mlp5"] >= acc["logreg"] - 0.04, acc.to_dict()
+    assert acc["mlp5"] >= acc["logreg"] - 0.03, acc.to_dict()
 
 
 @pytest.mark.slow

@@ -49,6 +49,51 @@ def test_architectures_follow_the_paper():
     assert make_model("svm", "paper").loss == "multi_margin" and make_model("logreg", "paper").loss == "cross_entropy"
 
 
+def test_packed_dropout_is_inverted_dropout_with_fair_masks():
+    from linsig.models.networks import PackedDropout, fair_coins
+
+    torch.manual_seed(0)
+    coins = torch.stack([fair_coins(torch.Size([64])) for _ in range(20000)]).double()
+    # every bit position of the packed words is a fair coin (4-sigma band of 20,000 draws)
+    assert coins.mean(0).sub(0.5).abs().max() < 4 * 0.5 / 20000**0.5
+    assert set(coins.unique().tolist()) == {0.0, 1.0}
+    for p in (0.5, 0.25):
+        layer = PackedDropout(p).train()
+        x = torch.ones(400, 300, requires_grad=True)
+        out = layer(x)
+        assert out.unique().tolist() == pytest.approx([0.0, 1 / (1 - p)])
+        assert abs(float((out > 0).double().mean()) - (1 - p)) < 0.01
+        out.sum().backward()  # gradient flows through the kept units only, scaled like the forward pass
+        assert torch.equal(x.grad, out.detach())
+    torch.manual_seed(3)
+    first = PackedDropout(0.5)(torch.ones(7, 33))
+    torch.manual_seed(3)
+    assert torch.equal(first, PackedDropout(0.5)(torch.ones(7, 33)))  # seeded like nn.Dropout
+    x = torch.randn(5, 9)
+    assert torch.equal(PackedDropout(0.5).eval()(x), x)
+    # the paper's networks keep torch's own dropout (their masks, and results, stay bit for bit)
+    assert not any(isinstance(m, PackedDropout) for m in build_network("mlp3", 40, 2))
+    assert sum(isinstance(m, PackedDropout) for m in build_network("mlp5", 40, 2, packed_dropout=True)) == 4
+
+
+def test_balanced_accuracy_equals_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score
+
+    from linsig.metrics import balanced_accuracy
+
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 5):
+        y = rng.integers(0, k, 200)
+        pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, k + 1, 200))  # also a label not in y
+        assert balanced_accuracy(y, pred) == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+    labels = np.array(["a", "b", "b", "c", "c", "c"])
+    assert balanced_accuracy(labels, np.array(["a", "b", "a", "c", "c", "b"])) == pytest.approx((1 + 0.5 + 2 / 3) / 3)
+    with pytest.raises(ValueError, match="one length"):
+        balanced_accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match="empty"):
+        balanced_accuracy([], [])
+
+
 def _data(n=120, d=12, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)

@@ -230,10 +230,10 @@ def test_a_schedule_cut_short_cools_down_to_zero():
 
     X, y = _binary(n=64, d=8, shift=2.0)
     trained = {kw: make_model("mlp3", "strong", max_epochs=20, **dict(kw)).fit(X, y).train_result_.epochs_trained
-               for kw in [(("epochs", 10), ("cooldown", 0.2)), (("epochs", 10),), (("epochs", 20), ("cooldown", 0.2)), ()]}
-    # a chosen length of 10 of 20 epochs: 2 more epochs of cool-down (mlp3 has none by default); the
-    # whole schedule needs none
-    assert list(trained.values()) == [12, 10, 20, 20]
+               for kw in [(("epochs", 10), ("cooldown", 0.0)), (("epochs", 10),), (("epochs", 20), ("cooldown", 0.2)), ()]}
+    # a chosen length of 10 of 20 epochs: 2 more epochs of cool-down by default (none with
+    # cooldown=0); the whole schedule needs none
+    assert list(trained.values()) == [10, 12, 20, 20]
     assert make_model("mlp5", "strong", max_epochs=20, epochs=10).fit(X, y).train_result_.epochs_trained == 12
 
 

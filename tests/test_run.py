@@ -32,13 +32,15 @@ def sim_file(tmp_path_factory):
 def test_run_same_seed_identical_results_in_one_or_two_processes(sim_file, tmp_path):
     args = ["run", "--data", str(sim_file), "--label", "label", "--group", "group", "--models", "logreg,mlp3",
             "--folds", "3", "--seeds", "0,1", "--fractions", "0.5,1", "--epochs", "4", "--tuning", "off",
-            "--signal", "none,removed", "--quiet"]
+            "--signal", "none,removed", "--permutations", "1", "--quiet"]
     _run(args + ["--out", str(tmp_path / "a")])
-    _run(args + ["--out", str(tmp_path / "b"), "--jobs", "2"])  # units in two processes: the same table
+    _run(args + ["--out", str(tmp_path / "b"), "--jobs", "2"])  # units and permutations in two processes: the same table
     a = pd.read_parquet(tmp_path / "a/results.parquet").drop(columns=TIMING)
     b = pd.read_parquet(tmp_path / "b/results.parquet").drop(columns=TIMING)
     pd.testing.assert_frame_equal(a, b)
-    assert len(a) == 2 * 2 * 3 * 2 * 2
+    assert len(a) == 2 * 2 * 3 * 2 * 2 + 2 * 3 * 2 * 2  # real labels; one permutation, signal removed only
+    assert set(a.loc[a.permutation == 1, "signal"]) == {"removed"}
+    a = a[a.permutation == 0]
     # different seeds give different folds
     s0, s1 = a[a.seed == 0], a[a.seed == 1]
     assert not np.array_equal(s0.balanced_accuracy.to_numpy(), s1.balanced_accuracy.to_numpy())

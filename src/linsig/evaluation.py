@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.metrics import accuracy_score
 
 from linsig import splits
 from linsig.data.missing import impute_fold, impute_from_rows
 from linsig.errors import LinsigInputError
+from linsig.metrics import balanced_accuracy
 from linsig.models import DEFAULT_MODELS, is_linear, make_model
 from linsig.recipes import get_recipe
 from linsig.tasks import Task
@@ -199,7 +200,7 @@ def score(model, X_va: np.ndarray, y_va: np.ndarray) -> dict:
     """Metrics and training summary of a fitted model on the held-out set, as result-row fields."""
     pred = model.predict(X_va)
     params = model.chosen_params()
-    return {"balanced_accuracy": float(balanced_accuracy_score(y_va, pred)), "accuracy": float(accuracy_score(y_va, pred)),
+    return {"balanced_accuracy": float(balanced_accuracy(y_va, pred)), "accuracy": float(accuracy_score(y_va, pred)),
             # diverged: the loss went non-finite (scores come from the best earlier epoch, or broken weights)
             **model.fit_summary(),
             "lr": float(params.get("lr", math.nan)), "weight_decay": float(params.get("weight_decay", math.nan)),
@@ -266,7 +267,7 @@ def _reference(task, unit, settings, data, train_idx, subsets, y_va):
         if skip_reason(data.signal, task.y[idx], y_va, task.groups[idx], task.groups[data.val_idx]):
             continue
         model = clone(estimator).fit(data.subset(idx), task.y[idx])
-        out[fraction] = float(balanced_accuracy_score(y_va, model.predict(data.validation)))
+        out[fraction] = float(balanced_accuracy(y_va, model.predict(data.validation)))
     return out
 
 
@@ -360,17 +361,27 @@ def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs:
     for task in tasks:
         check_task(task, settings)
     work = [(i, unit) for i, task in enumerate(tasks) for unit in units(settings)]
-    rows: list[dict] = []
     with progress_bar(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
-        if jobs > 1 and len(work) > 1:
-            for unit_rows in _in_processes(tasks, work, settings, jobs, bar):
-                rows.extend(unit_rows)
-        else:
-            for i, unit in work:
-                bar.set_postfix_str(f"{tasks[i].name} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
-                rows.extend(run_unit(tasks[i], unit, settings))
-                bar.update()
-    return results_frame(rows)
+        per_unit = run_units(tasks, work, settings, jobs, bar)
+    return results_frame([row for unit_rows in per_unit for row in unit_rows])
+
+
+def run_units(tasks: list[Task], work: list[tuple[int, Unit]], settings: Settings, jobs: int = 1, bar=None,
+              describe=None) -> list[list[dict]]:
+    """The rows of every ``(task index, unit)`` in ``work``, in its order: here, or in ``jobs``
+    spawned processes (each loads ``tasks`` once). ``describe(task_index, unit)`` labels the
+    progress bar in one process."""
+    if jobs > 1 and len(work) > 1:
+        return _in_processes(tasks, work, settings, jobs, bar)
+    out = []
+    for i, unit in work:
+        if bar is not None:
+            label = describe(i, unit) if describe else f"{tasks[i].name} {unit.model} seed={unit.seed} fold={unit.fold}"
+            bar.set_postfix_str(label, refresh=False)
+        out.append(run_unit(tasks[i], unit, settings))
+        if bar is not None:
+            bar.update()
+    return out
 
 
 _WORKER_TASKS: list[Task] = []
@@ -398,5 +409,6 @@ def _in_processes(tasks: list[Task], work: list[tuple[int, Unit]], settings: Set
         for future in cf.as_completed(futures):
             if future.exception() is not None:  # a failed unit stops the run, as it would in one process
                 raise future.exception()
-            bar.update()
+            if bar is not None:
+                bar.update()
         return [future.result() for future in futures]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from linsig.errors import LinsigInputError
-from linsig.evaluation import Settings, results_frame, run_unit, units
+from linsig.evaluation import Settings, results_frame, run_units, units
 from linsig.tasks import Task
 
 #: The signal mode a permutation reruns: the test is of signal left after linear removal.
@@ -85,26 +85,26 @@ def tag(rows: list[dict], index: int) -> list[dict]:
     return rows
 
 
-def evaluate_permutations(tasks: list[Task], settings: Settings, n: int, progress: bool = True) -> pd.DataFrame:
-    """Rerun the grid with linear signal removed on ``n`` label permutations of every task, in
-    this process (``linsig run --permutations N``; experiments distribute them as units)."""
-    from tqdm.auto import tqdm
+def evaluate_permutations(tasks: list[Task], settings: Settings, n: int, progress: bool = True,
+                          jobs: int = 1) -> pd.DataFrame:
+    """Rerun the grid with linear signal removed on ``n`` label permutations of every task
+    (``linsig run --permutations N``), here or in ``jobs`` processes like :func:`evaluate`;
+    experiments distribute them as units."""
+    from linsig.progress import progress_bar
 
     check_permutations(n, settings.signals)
     psettings = permutation_settings(settings)
-    grid = units(psettings)
-    rows: list[dict] = []
-    with tqdm(total=len(tasks) * n * len(grid), desc="linsig permutations", unit="unit",
-              disable=not progress) as bar:
-        for task in tasks:
-            for index in range(1, n + 1):
-                permuted = permuted_task(task, index)
-                for unit in grid:
-                    bar.set_postfix_str(f"{task.name} permutation={index} {unit.model} seed={unit.seed} "
-                                        f"fold={unit.fold}", refresh=False)
-                    rows.extend(tag(run_unit(permuted, unit, psettings), index))
-                    bar.update()
-    return results_frame(rows)
+    # permuted copies share the expression matrix: only the labels differ
+    permuted = [(index, permuted_task(task, index)) for task in tasks for index in range(1, n + 1)]
+    work = [(i, unit) for i in range(len(permuted)) for unit in units(psettings)]
+
+    def describe(i, unit):
+        index, task = permuted[i]
+        return f"{task.name} permutation={index} {unit.model} seed={unit.seed} fold={unit.fold}"
+
+    with progress_bar(total=len(work), desc="linsig permutations", unit="unit", disable=not progress) as bar:
+        per_unit = run_units([task for _, task in permuted], work, psettings, jobs, bar, describe)
+    return results_frame([row for (i, _), unit_rows in zip(work, per_unit) for row in tag(unit_rows, permuted[i][0])])
 
 
 def with_permutations(results: pd.DataFrame, permuted: pd.DataFrame) -> pd.DataFrame:

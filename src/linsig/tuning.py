@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics import balanced_accuracy_score
 
 from linsig import splits
 from linsig.data.missing import impute_fold
 from linsig.errors import LinsigInputError
+from linsig.metrics import balanced_accuracy
 
 STRONG_INNER_FOLDS = 3
 # Scores along a model's path axis (the networks' epochs) are averaged over a centred window of
@@ -183,7 +183,7 @@ def _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) 
     if not truth:
         return None
     y_pooled = np.concatenate(truth)
-    trials = [{**params, "score": float(balanced_accuracy_score(y_pooled, np.concatenate(predictions[key])))}
+    trials = [{**params, "score": float(balanced_accuracy(y_pooled, np.concatenate(predictions[key])))}
               for key, params in order if len(predictions[key]) == len(truth)]
     axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
     smoothed = np.asarray(_smooth_along(trials, axis, PATH_WINDOW))

@@ -63,7 +63,8 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
-              help="Compute units (model × seed × fold) in this many processes, each with --threads threads; "
+              help="Compute units (model × seed × fold, and their label permutations) in this many processes, each with "
+                   "--threads threads; "
                    "the results are the same as with one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(data_path, metadata, orientation, na_values, label, group, classes, min_groups, pairwise_top, preset,
@@ -102,7 +103,7 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
         click.echo(f"warning: {warning}", err=True)
     results = evaluate(tasks, settings, progress=not quiet, jobs=jobs)
     if permutations:
-        results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet))
+        results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet, jobs=jobs))
     config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
               "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
               "permutations": permutations,
