@@ -367,17 +367,17 @@ def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs:
 
 
 def run_units(tasks: list[Task], work: list[tuple[int, Unit]], settings: Settings, jobs: int = 1, bar=None,
-              describe=None) -> list[list[dict]]:
+              task_label=None) -> list[list[dict]]:
     """The rows of every ``(task index, unit)`` in ``work``, in its order: here, or in ``jobs``
-    spawned processes (each loads ``tasks`` once). ``describe(task_index, unit)`` labels the
-    progress bar in one process."""
+    spawned processes (each loads ``tasks`` once). In one process the progress bar names the
+    unit after ``task_label(task_index)`` (default: the task's name)."""
     if jobs > 1 and len(work) > 1:
         return _in_processes(tasks, work, settings, jobs, bar)
     out = []
     for i, unit in work:
         if bar is not None:
-            label = describe(i, unit) if describe else f"{tasks[i].name} {unit.model} seed={unit.seed} fold={unit.fold}"
-            bar.set_postfix_str(label, refresh=False)
+            task = task_label(i) if task_label else tasks[i].name
+            bar.set_postfix_str(f"{task} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
         out.append(run_unit(tasks[i], unit, settings))
         if bar is not None:
             bar.update()

@@ -98,12 +98,12 @@ def evaluate_permutations(tasks: list[Task], settings: Settings, n: int, progres
     permuted = [(index, permuted_task(task, index)) for task in tasks for index in range(1, n + 1)]
     work = [(i, unit) for i in range(len(permuted)) for unit in units(psettings)]
 
-    def describe(i, unit):
+    def task_label(i):
         index, task = permuted[i]
-        return f"{task.name} permutation={index} {unit.model} seed={unit.seed} fold={unit.fold}"
+        return f"{task.name} permutation={index}"
 
     with progress_bar(total=len(work), desc="linsig permutations", unit="unit", disable=not progress) as bar:
-        per_unit = run_units([task for _, task in permuted], work, psettings, jobs, bar, describe)
+        per_unit = run_units([task for _, task in permuted], work, psettings, jobs, bar, task_label)
     return results_frame([row for (i, _), unit_rows in zip(work, per_unit) for row in tag(unit_rows, permuted[i][0])])
 
 
