@@ -167,6 +167,32 @@ def test_strong_tuning_uses_pooled_balanced_accuracy_and_breaks_ties_in_the_midd
     assert len(perfect) >= 3 and plateau.params["C"] == perfect[(len(perfect) - 1) // 2]
 
 
+def test_a_search_with_one_candidate_and_no_path_fits_nothing():
+    """One candidate leaves nothing to choose: inner fits would only cost time (rf's fast search)."""
+    from linsig.models.nonlinear import RandomForest
+
+    X, y = _binary(n=120, d=8)
+    calls = []
+
+    def prepare(inner_train, inner_val):
+        calls.append(len(inner_train))
+        return X[inner_train], X[inner_val]
+    forest = RandomForest(n_estimators=5)
+    assert forest.search_space("fast") == [{"max_features": 0.1}]
+    result = tune(forest, X, y, np.arange(120) // 6, "fast", recipe="strong", prepare=prepare)
+    assert calls == [] and result.params == {"max_features": 0.1} and not result.tuned
+    assert np.isnan(result.score) and result.trials == []
+    # a network's single learning rate still has its training length to choose on the inner folds
+    from linsig.models.strong_networks import StrongMLP3
+
+    class OneRate(StrongMLP3):
+        learning_rates, centred_candidate = (1e-3,), False
+    net = OneRate(max_epochs=4, patience=2)
+    assert len(net.search_space("fast")) == 1
+    chosen = tune(net, X, y, np.arange(120) // 6, "fast", recipe="strong", prepare=prepare)
+    assert len(calls) == 3 and chosen.tuned and "epochs" in chosen.params
+
+
 def test_strong_tuning_prepares_inner_folds_like_the_outer_ones():
     X, y = _binary(n=120, d=8)
     seen = []

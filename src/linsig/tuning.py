@@ -117,12 +117,17 @@ def tune(estimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, lev
     ``prepare(inner_train_idx, inner_val_idx)`` returns the two inner matrices as the model will
     see them (e.g. corrected for a signal mode), or ``None`` to skip an inner fold that cannot be
     prepared; without it the rows of ``X`` are used as they are. Returns the estimator's own
-    parameters (``params == {}``) when the level is ``off`` or the data are too small for inner folds.
+    parameters (``params == {}``) when the level is ``off`` or the data are too small for inner folds,
+    and a strong search's only candidate, unscored, when it has nothing to choose.
     """
     plan, n_folds = search_plan(estimator, recipe, level, seed, len(y))
     default = TuningResult()
     if not plan:
         return default
+    if recipe != "paper" and len(plan) == 1 and (estimator.path_axis is None or estimator.path_axis in plan[0]):
+        # Nothing to choose: inner fits would only score the one candidate (rf's fast search
+        # was 6 of a demo unit's 12 forests). A network's single rate still has a length to choose.
+        return TuningResult(params=dict(plan[0]))
     n_groups = len(y) if groups is None or split == "sample" else np.unique(groups).size
     n_inner = min(n_folds, n_groups)
     if n_inner < 2 or np.unique(y).size < 2:

@@ -19,7 +19,7 @@ from linsig.system import available_cores
 @click.option("--jobs", type=click.IntRange(1), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
               help="Worker processes (one torch thread each).")
 @click.option("--seeds", default=None, callback=csv_list(int), help="Comma-separated seeds (default: 0).")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Length of the network's schedule (default: 24).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(out_dir, jobs, seeds, epochs, device, quiet):
@@ -30,7 +30,7 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     hyperparameters by nested CV per signal mode); 5-fold CV, three training-set sizes, before and
     after linear signal removal: (1) the paper's simulated "mixed" data (1000 samples; half linear,
     half non-linear features), where only non-linear models should survive signal removal; (2) the
-    bundled ALL leukemia arrays (128 patients of one study, 500 most variable probes), predicting
+    bundled ALL leukemia arrays (128 patients of one study, 250 most variable probes), predicting
     sex and B- vs T-cell lineage; (3) the bundled bladder compendium (195 tumours, 5 studies on
     different platforms, standardised within each study, missing values imputed per fold),
     predicting invasive vs superficial stage with leave-one-study-out folds. It is the shipped
