@@ -182,6 +182,10 @@ def test_a_search_with_one_candidate_and_no_path_fits_nothing():
     result = tune(forest, X, y, np.arange(120) // 6, "fast", recipe="strong", prepare=prepare)
     assert calls == [] and result.params == {"max_features": 0.1} and not result.tuned
     assert np.isnan(result.score) and result.trials == []
+    from linsig.experiment.units import tuning_fits
+    both_modes = dict(models=("rf",), signals=("none", "removed"))
+    assert tuning_fits(Settings(tuning="fast", **both_modes), "rf") == 0  # the plan a dry run shows
+    assert tuning_fits(Settings(tuning="full", **both_modes), "rf") == 2 * 3 * 2
     # a network's single learning rate still has its training length to choose on the inner folds
     from linsig.models.strong_networks import StrongMLP3
 

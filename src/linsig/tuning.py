@@ -106,6 +106,16 @@ def search_plan(estimator, recipe: str, level: str, seed: int, n_samples: int | 
     return estimator.search_space(level, n_samples), STRONG_INNER_FOLDS
 
 
+def nothing_to_choose(estimator, recipe: str, plan: list[dict]) -> bool:
+    """A strong search of one candidate with no path along it: inner fits would only score it.
+
+    (``rf``'s fast search was 6 of a demo unit's 12 forests.) A network's single learning rate
+    still has its training length to choose, so it is searched.
+    """
+    axis = getattr(estimator, "path_axis", None)
+    return recipe != "paper" and len(plan) == 1 and (axis is None or axis in plan[0])
+
+
 def _key(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
@@ -124,9 +134,7 @@ def tune(estimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, lev
     default = TuningResult()
     if not plan:
         return default
-    if recipe != "paper" and len(plan) == 1 and (estimator.path_axis is None or estimator.path_axis in plan[0]):
-        # Nothing to choose: inner fits would only score the one candidate (rf's fast search
-        # was 6 of a demo unit's 12 forests). A network's single rate still has a length to choose.
+    if nothing_to_choose(estimator, recipe, plan):
         return TuningResult(params=dict(plan[0]))
     n_groups = len(y) if groups is None or split == "sample" else np.unique(groups).size
     n_inner = min(n_folds, n_groups)

@@ -62,6 +62,8 @@ def _dry_run(exp) -> None:
         n, folds, searches = tuning_plan(s, model)
         if n:
             click.echo(f"  tuning {model}: {n} candidate runs × {folds} inner folds × {searches} search(es) per unit")
+        elif folds:
+            click.echo(f"  tuning {model}: one candidate, nothing to search")
 
 
 @experiment.command("run")

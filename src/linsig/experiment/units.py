@@ -32,7 +32,7 @@ from linsig.experiment.spec import Experiment
 from linsig.permutation import permutation_settings, permuted_task, tag
 from linsig.tasks import PRESETS as TASK_PRESETS
 from linsig.recipes import STRONG_REVISION
-from linsig.tuning import search_plan
+from linsig.tuning import nothing_to_choose, search_plan
 
 
 def canonical_json(obj) -> str:
@@ -136,6 +136,8 @@ def tuning_plan(settings: Settings, model: str) -> tuple[int, int, int]:
 
     estimator = make_model(model, settings.recipe)  # no device: a dry run may plan GPU work on a CPU host
     plan, folds = search_plan(estimator, settings.recipe, settings.tuning, 0)
+    if nothing_to_choose(estimator, settings.recipe, plan):
+        return 0, folds, 0
     axis = getattr(estimator, "path_axis", None)
     paths = {json.dumps({k: v for k, v in p.items() if k != axis}, sort_keys=True) for p in plan}
     return (len(paths) if plan else 0), folds, (1 if settings.recipe == "paper" else len(settings.signals))
