@@ -10,7 +10,7 @@ from linsig.cli import main
 @pytest.mark.slow
 def test_demo_writes_results_figures_and_report(tmp_path):
     out = tmp_path / "demo"
-    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--epochs", "2", "--jobs", "1", "--quiet"])
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--epochs", "2", "--jobs", "2", "--quiet"])
     assert res.exit_code == 0, res.output
     df = pd.read_parquet(out / "results.parquet")
     assert set(df.dataset) == {"sim-mixed", "ALL", "bladder"}
