@@ -46,7 +46,7 @@ def test_all_sex_linear_models_converge_and_simple_non_linear_models_follow(all_
 def test_all_sex_networks_reach_the_converged_linear_baseline():
     # A regression guard on the 250 most variable probes, not the bar's evidence (that is 20 seeds
     # on 1,000 probes in docs/method.md: mlp5 0.032 below logreg). Seed 0: logreg, mlp3 and mlp5
-    # all 0.952, the same samples wrong on every fold; 277 s against 721 s on 1,000 probes
+    # all 0.952, the same score on every fold; 277 s against 721 s on 1,000 probes
     # (0.909 / 0.909 / 0.922), the suite's longest test.
     data = preprocess(load_example("ALL"), n_top_genes=250)
     acc = _all_sex_accuracy(data, "sex", ("logreg", "mlp3", "mlp5"))
