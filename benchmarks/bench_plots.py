@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from linsig.plots import figure_specs, load_results, loess_band, plot_run, synthetic_results, usable_rows
+from linsig.plots import figure_specs, loess_band, plot_run, synthetic_results
+from linsig.results import load_results, usable_rows
 from linsig.report import verdict, write_report
 
 MODELS_NONE = {"logreg": 0.90, "svm": 0.89, "mlp3": 0.86, "mlp5": 0.88}

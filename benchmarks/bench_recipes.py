@@ -30,7 +30,8 @@ import torch
 
 from linsig.data.preprocess import preprocess
 from linsig.data.simulate import simulate
-from linsig.evaluation import Settings, Unit, make_estimator, results_frame, run_unit
+from linsig.evaluation import Settings, Unit, make_estimator, run_unit
+from linsig.results import results_frame
 from linsig.experiment.units import reference_fits, tuning_plan
 from linsig.models import FAMILIES
 from linsig.system import keep_freed_memory

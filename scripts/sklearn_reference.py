@@ -40,7 +40,7 @@ from sklearn.svm import SVC, LinearSVC
 from linsig import splits
 from linsig.data.missing import impute_fold
 from linsig.runner import build_tasks, prepare_dataset
-from linsig.tuning import STRONG_INNER_FOLDS as INNER_FOLDS  # the inner folds linsig's own search uses
+from linsig.recipes import STRONG_INNER_FOLDS as INNER_FOLDS  # the inner folds linsig's own search uses
 
 # scikit-learn ≥ 1.8 asks for these two to be explicit (ridge penalty, new attribute layout)
 QUIET = {"l1_ratios": (0.0,), "use_legacy_attributes": False} if "use_legacy_attributes" in \

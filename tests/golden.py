@@ -82,15 +82,28 @@ def one_sample(n_classes: np.ndarray, smallest_class: np.ndarray) -> np.ndarray:
     return 1.0 / (np.asarray(n_classes, dtype=float) * np.asarray(smallest_class, dtype=float)) + 1e-12
 
 
+def smallest_binary_class(n_val, majority_accuracy) -> np.ndarray:
+    """A binary task's smallest validation class, from a result row's ``n_val`` and
+    ``majority_accuracy`` (the share of the validation set in the training majority class)."""
+    n_val = np.asarray(n_val, dtype=float)
+    majority = np.rint(np.asarray(majority_accuracy, dtype=float) * n_val)
+    return np.maximum(np.minimum(majority, n_val - majority), 1)
+
+
 def assert_results(actual: pd.DataFrame, expected: pd.DataFrame, *, exact: bool,
                    one_sample_tolerance: np.ndarray | None = None,
                    continuous: tuple[str, ...] = (), counts: tuple[str, ...] = ("balanced_accuracy", "accuracy"),
-                   ) -> None:
+                   choices: tuple[str, ...] = (), max_changed_choices: float = 0.05,
+                   cells: tuple[str, ...] = (), cell_tolerance: float = 0.02) -> None:
     """Compare result rows (same order) with the stored ones.
 
-    ``counts``: metrics that count samples (may move by ``one_sample_tolerance`` per row off the
-    recording machine); ``continuous``: float32-derived values (compared at float32 precision);
-    every other column must be equal (the discrete choices: hyperparameters, epochs, statuses).
+    Off the recording machine: ``counts`` (metrics that count samples) may move by
+    ``one_sample_tolerance`` per row; ``continuous`` (float32-derived values) are compared at
+    float32 precision; ``choices`` are a search's discrete outcomes (chosen parameters, training
+    length, the winner's inner score), which another CPU's rounding can tip where two candidates
+    tie: at most ``max_changed_choices`` of the rows may change them, those rows are exempt from
+    the one-sample rule, and the mean of each count over the rows of each ``cells`` group stays
+    within ``cell_tolerance``. Every other column must be equal.
     """
     actual = actual[list(expected.columns)].reset_index(drop=True)
     expected = expected.reset_index(drop=True)
@@ -98,14 +111,29 @@ def assert_results(actual: pd.DataFrame, expected: pd.DataFrame, *, exact: bool,
     if exact:
         pd.testing.assert_frame_equal(actual, expected, check_dtype=False, rtol=0, atol=0)
         return
+    changed = np.zeros(len(expected), dtype=bool)
+    for column in choices:
+        a, e = actual[column], expected[column]
+        if pd.api.types.is_numeric_dtype(e):
+            a_, e_ = a.to_numpy(float), e.to_numpy(float)
+            changed |= ~(np.isclose(a_, e_, rtol=SCORE_RTOL, atol=SCORE_ATOL) | (np.isnan(a_) & np.isnan(e_)))
+        else:
+            changed |= (a.astype(str) != e.astype(str)).to_numpy()
+    assert changed.mean() <= max_changed_choices, (
+        f"a search chose differently in {int(changed.sum())} of {len(changed)} rows: more than ties explain")
     for column in expected.columns:
         a, e = actual[column], expected[column]
+        if column in choices:
+            continue
         if column in counts:
             tol = one_sample_tolerance if one_sample_tolerance is not None else 0.0
-            diff = np.abs(a.to_numpy(float) - e.to_numpy(float))
-            both_nan = np.isnan(a.to_numpy(float)) & np.isnan(e.to_numpy(float))
-            bad = ~both_nan & ~(diff <= tol)
+            a_, e_ = a.to_numpy(float), e.to_numpy(float)
+            bad = ~(np.isnan(a_) & np.isnan(e_)) & ~(np.abs(a_ - e_) <= tol) & ~changed
             assert not bad.any(), f"{column} moved by more than one validation sample in rows {np.flatnonzero(bad).tolist()}"
+            if cells:
+                means = pd.DataFrame({"a": a_, "e": e_, **{k: expected[k] for k in cells}}).groupby(list(cells))[["a", "e"]].mean()
+                off = means[(means.a - means.e).abs() > cell_tolerance]
+                assert off.empty, f"mean {column} moved by more than {cell_tolerance}: {off.to_dict('index')}"
         elif column in continuous:
             assert_scores(a, e, exact=False, what=column)
         else:

@@ -1,10 +1,18 @@
 """`linsig demo`, the README's main job, end to end (shortened to a two-epoch network schedule)."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from golden import assert_results, one_sample, recorded_here, smallest_binary_class
 from linsig.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "demo"
+# a search's discrete outcomes: another CPU's rounding may break a tie between candidates differently
+CHOICES = ("params", "lr", "weight_decay", "tuning_score", "epochs_trained", "best_epoch", "diverged", "converged")
 
 
 @pytest.mark.slow
@@ -36,3 +44,11 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     assert "P(non-linear better / practically equivalent / linear better)" in html and ", probability " in html
     assert 'id="verdict-across"' in html and 'id="fig-critical_difference__study__none__strong"' in html
     assert set(pd.read_parquet(out / "verdict.parquet")["question"]) >= {"a", "b", "a across tasks"}
+    # the same numbers as the stored run (recorded at 33a6844, before the issue-24 restructuring):
+    # bit for bit on the recording machine, within what another CPU's rounding explains elsewhere
+    stored = pd.read_csv(FIXTURES / "results_epochs2.csv", float_precision="round_trip", keep_default_na=False,
+                         na_values=[""])
+    stored["skip_reason"] = stored["skip_reason"].fillna("")
+    exact = recorded_here(json.loads((FIXTURES / "machine.json").read_text()))
+    assert_results(df, stored, exact=exact, choices=CHOICES, cells=("dataset", "task", "signal", "model"),
+                   one_sample_tolerance=one_sample(2, smallest_binary_class(stored.n_val, stored.majority_accuracy)))

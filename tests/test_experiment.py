@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from linsig.cli import main
 from linsig.errors import LinsigInputError
 from linsig.experiment.driver import run_experiment
-from linsig.experiment.executors import DaskExecutor, InProcessExecutor
+from linsig.executors import DaskExecutor, InProcessExecutor
 from linsig.experiment.spec import load_experiment, preset_names
 from linsig.experiment.status import experiment_status
 from linsig.experiment.store import LOG, UnitStore

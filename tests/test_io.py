@@ -14,7 +14,7 @@ from linsig.confounding import run_warnings, warnings_for
 from linsig.data.io import read_dataset, read_expression_table
 from linsig.errors import LinsigInputError
 from linsig.experiment.driver import run_experiment
-from linsig.experiment.executors import InProcessExecutor
+from linsig.executors import InProcessExecutor
 from linsig.experiment.spec import load_experiment
 from linsig.experiment.units import load_tasks
 from linsig.tasks import make_task

@@ -9,7 +9,8 @@ from sklearn.utils.estimator_checks import check_estimator
 from linsig.models import PAPER_MODELS, get_family, make_model
 from linsig.models.networks import build_network
 from linsig.training import TrainConfig, class_weights, train
-from linsig.tuning import PRESETS, candidates, tune
+from linsig.search import PRESETS, candidates
+from linsig.tuning import tune
 
 # check_estimator's only failing check, for the networks, and why: it trains on a 2-feature
 # toy set, where an architecture sized from the input width (d/2, d/4 hidden units) has 1-unit

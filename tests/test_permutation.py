@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from linsig.cli import main
 from linsig.errors import LinsigInputError
 from linsig.experiment.driver import run_experiment
-from linsig.experiment.executors import InProcessExecutor
+from linsig.executors import InProcessExecutor
 from linsig.experiment.spec import load_experiment
 from linsig.experiment.units import compute_unit, expand
 from linsig.stats import SIGNAL, nonlinear_signal_test, permutation_test

@@ -33,7 +33,7 @@ from linsig.data.io import read_dataset
 from linsig.errors import DownloadError, LinsigInputError
 from linsig.evaluation import Settings
 from linsig.experiment.driver import run_experiment
-from linsig.experiment.executors import InProcessExecutor
+from linsig.executors import InProcessExecutor
 from linsig.experiment.spec import load_experiment
 from linsig.experiment.store import UnitStore
 from linsig.experiment.units import expand
@@ -325,7 +325,7 @@ def test_output_set_is_replaced_results_first(tmp_path):
 
 
 def test_summary_of_other_results_is_not_used(tmp_path):
-    from linsig.plots import load_summary
+    from linsig.results import load_summary
 
     run = tmp_path / "run"
     write_run(run, synthetic_results(_levels("a"), seeds=2, folds=2, fractions=3), [], {"run": "a"})
@@ -389,7 +389,7 @@ def test_unreadable_lock_goes_stale_after_the_lock_timeout(tmp_path):
 
 WORKER_PARENT = """
 import sys
-from linsig.experiment.executors import ProcessPoolExecutor
+from linsig.executors import ProcessPoolExecutor
 pool = ProcessPoolExecutor(2)
 futures = [pool._pool.submit(abs, -i) for i in range(8)]
 [f.result() for f in futures]

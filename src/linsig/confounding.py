@@ -89,9 +89,9 @@ def warnings_for(task_summaries) -> list[str]:
 
 def run_warnings(run_dir) -> list[str]:
     """The warnings recorded in a run directory's summary.json (experiments, the demo)."""
-    from linsig.results import read_summary
+    from linsig.results import load_summary
 
-    return warnings_for(read_summary(run_dir).get("tasks"))
+    return warnings_for((load_summary(run_dir) or {}).get("tasks"))
 
 
 def confounding_html(task_summaries) -> str:

@@ -24,10 +24,11 @@ from sklearn.metrics import accuracy_score
 
 from linsig import splits
 from linsig.data.missing import impute_fold, impute_from_rows
-from linsig.errors import LinsigInputError
 from linsig.metrics import balanced_accuracy
-from linsig.models import DEFAULT_MODELS, is_linear, make_model
-from linsig.recipes import get_recipe
+from linsig.models import DEFAULT_MODELS, make_model
+from linsig.recipes import Recipe, get_recipe
+from linsig.results import result_row, results_frame
+from linsig.splits import Splitter, get_splitter
 from linsig.tasks import Task
 from linsig.training import deterministic_kernels, resolve_device
 from linsig.tuning import tune
@@ -35,14 +36,6 @@ from linsig.tuning import tune
 from linsig.signal import SIGNAL_MODES as SIGNALS  # one list of modes, owned by the signal module
 from linsig.system import keep_freed_memory
 from linsig.validation import check_settings
-
-RESULT_COLUMNS = (
-    "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
-    "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "classes",
-    "balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
-    "recipe", "lr", "weight_decay", "params", "tuning", "tuning_score", "epochs_trained", "best_epoch", "diverged",
-    "converged", "reference_balanced_accuracy", "fit_seconds", "tune_seconds", "device", "status", "skip_reason",
-)
 
 
 @dataclass(frozen=True)
@@ -73,16 +66,24 @@ class Settings:
 
     def __post_init__(self):
         check_settings(self)  # every field, before any work (linsig.validation)
-        recipe = get_recipe(self.recipe)
-        from linsig.recipes import resolve_tuning
-
-        resolved = {"tuning": resolve_tuning(self.recipe, self.tuning),
+        recipe = self.training
+        resolved = {"tuning": recipe.resolve_tuning(self.tuning),
                     "max_epochs": self.max_epochs or recipe.max_epochs,
                     "batch_size": self.batch_size or recipe.batch_size,
                     "patience": self.patience or recipe.patience,
-                    "weight_decay": 0.0 if self.weight_decay is None and self.recipe == "paper" else self.weight_decay}
+                    "weight_decay": recipe.default_weight_decay(self.weight_decay)}
         for name, value in resolved.items():
             object.__setattr__(self, name, value)
+
+    @property
+    def training(self) -> Recipe:
+        """The recipe object: every decision that depends on ``recipe`` is asked of it."""
+        return get_recipe(self.recipe)
+
+    @property
+    def splitter(self) -> Splitter:
+        """The split strategy: every decision that depends on ``split`` is asked of it."""
+        return get_splitter(self.split)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -101,32 +102,22 @@ def units(settings: Settings) -> list[Unit]:
 
 def check_task(task: Task, settings: Settings) -> None:
     """Fail early, with a clear message, on a task that cannot be cross-validated."""
-    if settings.split == "study" and task.n_groups < settings.n_folds:
-        raise LinsigInputError(
-            f"task {task.name!r}: only {task.n_groups} groups ({task.group_key or 'samples'}) for "
-            f"{settings.n_folds}-fold group-wise cross-validation; use fewer folds or --split sample"
-        )
-    if task.n_samples < settings.n_folds:
-        raise LinsigInputError(f"task {task.name!r}: {task.n_samples} samples for {settings.n_folds} folds")
+    settings.splitter.check(task.n_samples, task.n_groups, settings.n_folds, f"task {task.name!r}: ", task.group_key)
     splits.check_class_sizes(task.y, settings.n_folds, f"task {task.name!r} (label {task.label_key!r}): ")
 
 
 def _folds(task: Task, settings: Settings, seed: int):
-    key = ("folds", settings.split, settings.n_folds, seed)
-    if key not in task._cache:
-        groups = task.groups if settings.split == "study" else None
-        task._cache[key] = splits.kfold(task.y, groups, settings.n_folds, settings.split, seed)
-    return task._cache[key]
+    splitter = settings.splitter
+    return task.derived(("folds", splitter.name, settings.n_folds, seed), lambda: splits.kfold(
+        task.y, splitter.groups_for(task.groups), settings.n_folds, splitter, seed))
 
 
 def removed_full(task: Task) -> np.ndarray:
     """The whole labelled matrix corrected at once (the paper's S1 failure mode), cached on the task."""
-    if "removed_full" not in task._cache:
-        from linsig.signal import remove_linear_signal
+    from linsig.signal import remove_linear_signal
 
-        # the deliberately leaky mode transforms the whole task at once: so does its imputation
-        task._cache["removed_full"] = remove_linear_signal(impute_from_rows(task.X, slice(None)), task.y)
-    return task._cache["removed_full"]
+    # the deliberately leaky mode transforms the whole task at once: so does its imputation
+    return task.derived("removed_full", lambda: remove_linear_signal(impute_from_rows(task.X, slice(None)), task.y))
 
 
 def correct(signal: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -154,8 +145,12 @@ def skip_reason(signal: str, y_tr, y_va, g_tr, g_va, train_name: str = "training
     return ""
 
 
-def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
-    """Tune, then train and score ``unit.model`` for every fraction and signal mode."""
+def run_unit(task: Task, unit: Unit, settings: Settings, folds: list | None = None) -> list[dict]:
+    """Tune, then train and score ``unit.model`` for every fraction and signal mode.
+
+    ``folds``: the ``(train, validation)`` pairs to use instead of the settings' own splits
+    (pretraining's single split); ``unit.fold`` indexes them.
+    """
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -165,25 +160,22 @@ def run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
     torch.set_num_threads(settings.threads)
     try:
         with threadpool_limits(settings.threads):  # BLAS/OpenMP of scikit-learn's solvers too
-            return _run_unit(task, unit, settings)
+            return _run_unit(task, unit, settings, folds)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def make_estimator(model: str, settings: Settings, seed: int, n_classes: int, recipe: str | None = None, **params):
-    """The estimator a unit trains: the run's recipe, the unit's seed, the task's full label set.
+def make_estimator(model: str, settings: Settings, seed: int, n_classes: int, recipe: Recipe | None = None, **params):
+    """The estimator a unit trains: the run's recipe (or ``recipe``), the unit's seed, the task's full label set.
 
     Every model takes from the run's training setup what it uses (epochs and batch size for the
     networks, threads for the tree ensembles, nothing of it for the convex solvers).
     """
+    recipe = recipe or settings.training
     base = dict(max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
                 device=str(resolve_device(settings.device)), random_state=seed, classes=np.arange(n_classes),
-                threads=settings.threads)
-    if settings.lr is not None or (recipe or settings.recipe) == "paper":
-        base["lr"] = settings.lr
-    if settings.weight_decay is not None:
-        base["weight_decay"] = settings.weight_decay
-    return make_model(model, recipe or settings.recipe, **{**base, **params})
+                threads=settings.threads, **recipe.optimiser_params(settings.lr, settings.weight_decay))
+    return make_model(model, recipe, **{**base, **params})
 
 
 def chance_balanced_accuracy(y_va: np.ndarray) -> float:
@@ -244,23 +236,25 @@ class _SignalData:
         return prepare
 
 
-def _tune(estimator, data: _SignalData, train_idx, split: str, level: str, seed: int, recipe: str):
-    """Nested CV on the outer training fold; the strong recipe tunes on ``data``'s own corrected folds."""
+def _tune(estimator, data: _SignalData, train_idx, splitter: Splitter, level: str, seed: int, recipe: Recipe):
+    """Nested CV on the outer training fold, on what the recipe searches: ``data``'s own corrected
+    folds when it tunes per signal mode, the uncorrected data (the paper's protocol) otherwise."""
     task = data.task
-    groups = task.groups[train_idx] if split == "study" else None
+    groups = splitter.groups_for(task.groups[train_idx])
     start = time.perf_counter()
-    if recipe == "paper":  # the paper's protocol: uncorrected data, whatever the signal mode
-        result = tune(estimator, task.X[train_idx], task.y[train_idx], groups, level, seed, split, recipe="paper")
-    else:
-        result = tune(estimator, data.X[train_idx], task.y[train_idx], groups, level, seed, split, recipe="strong",
+    if recipe.tunes_per_signal:
+        result = tune(estimator, data.X[train_idx], task.y[train_idx], groups, level, seed, splitter, recipe,
                       prepare=data.inner(train_idx))
+    else:
+        result = tune(estimator, task.X[train_idx], task.y[train_idx], groups, level, seed, splitter, recipe)
     return result, time.perf_counter() - start
 
 
 def _reference(task, unit, settings, data, train_idx, subsets, y_va):
     """Balanced accuracy of the converged ``logreg`` on the unit's splits, per fraction (lazily tuned)."""
-    estimator = make_estimator("logreg", settings, unit.seed, task.n_classes, recipe="strong")
-    tuned, _ = _tune(estimator, data, train_idx, settings.split, "full", unit.seed, "strong")
+    recipe = get_recipe(settings.training.reference)
+    estimator = make_estimator("logreg", settings, unit.seed, task.n_classes, recipe=recipe)
+    tuned, _ = _tune(estimator, data, train_idx, settings.splitter, recipe.tunings[0], unit.seed, recipe)
     estimator.set_params(**tuned.params)
     out = {}
     for fraction, idx in subsets.items():
@@ -271,21 +265,17 @@ def _reference(task, unit, settings, data, train_idx, subsets, y_va):
     return out
 
 
-def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
+def _run_unit(task: Task, unit: Unit, settings: Settings, folds: list | None = None) -> list[dict]:
     device = str(resolve_device(settings.device))
-    folds = _folds(task, settings, unit.seed)
-    train_idx, val_idx = folds[unit.fold]
+    train_idx, val_idx = (folds or _folds(task, settings, unit.seed))[unit.fold]
     K = task.n_classes
-    recipe = settings.recipe
+    recipe, splitter = settings.training, settings.splitter
     estimator = make_estimator(unit.model, settings, unit.seed, K)
-    study_groups = task.groups if settings.split == "study" else None
+    fit_groups = splitter.groups_for(task.groups)  # early stopping holds out whole groups in group-wise runs
     subsets = splits.subsample(train_idx, settings.fractions, unit.seed, unit.fold)
     y_va, g_va = task.y[val_idx], task.groups[val_idx]
-    # The paper recipe's linear models are checked against the converged logreg on the same
-    # splits; once per (seed, fold): in the logreg unit, or the svm unit when the run has no logreg.
-    check_undertraining = recipe == "paper" and is_linear(unit.model) and (
-        unit.model == "logreg" or "logreg" not in settings.models)
-    paper_tuning = None
+    check_undertraining = recipe.checks_undertraining(unit.model, settings.models)
+    unit_tuning = None  # a recipe that tunes once per unit: its search, reused by every signal mode
     rows = []
     for signal in settings.signals:
         data = _SignalData(task, signal, train_idx, val_idx)
@@ -293,39 +283,31 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
         for fraction, idx in subsets.items():
             y_tr, g_tr = task.y[idx], task.groups[idx]
             counts = np.bincount(y_tr, minlength=K)
-            row = {
-                "dataset": task.dataset, "task": task.name, "model": unit.model, "seed": unit.seed,
-                "fold": unit.fold, "split": settings.split, "signal": signal, "pretraining": "none",
-                "train_fraction": fraction, "n_train": len(idx), "n_val": len(val_idx),
-                "n_train_groups": int(np.unique(g_tr).size), "n_val_groups": int(np.unique(g_va).size),
-                "n_classes": K, "classes": "|".join(map(str, task.classes)),
-                "balanced_accuracy": np.nan, "accuracy": np.nan, "chance_balanced_accuracy": chance_balanced_accuracy(y_va),
-                "majority_accuracy": float(np.mean(y_va == counts.argmax())),
-                "recipe": recipe, "lr": np.nan, "weight_decay": np.nan, "params": "", "tuning": settings.tuning,
-                "tuning_score": np.nan, "epochs_trained": 0, "best_epoch": 0, "diverged": False, "converged": True,
-                "reference_balanced_accuracy": np.nan, "fit_seconds": 0.0, "tune_seconds": 0.0, "device": device,
-                "status": "ok", "skip_reason": "",
-            }
+            row = result_row(
+                dataset=task.dataset, task=task.name, model=unit.model, seed=unit.seed, fold=unit.fold,
+                split=settings.split, signal=signal, train_fraction=fraction, n_train=len(idx), n_val=len(val_idx),
+                n_train_groups=int(np.unique(g_tr).size), n_val_groups=int(np.unique(g_va).size), n_classes=K,
+                classes="|".join(map(str, task.classes)), chance_balanced_accuracy=chance_balanced_accuracy(y_va),
+                majority_accuracy=float(np.mean(y_va == counts.argmax())), recipe=settings.recipe,
+                tuning=settings.tuning, device=device)
             reason = skip_reason(signal, y_tr, y_va, g_tr, g_va)
             if reason:
                 row.update(status="skipped", skip_reason=reason)
                 rows.append(row)
                 continue
             if tuned is None:  # tuned only when some fraction trains: a skipped mode costs nothing
-                if recipe == "paper":
-                    if paper_tuning is None:  # once per unit, on uncorrected data (the paper's protocol)
-                        paper_tuning = _tune(estimator, data, train_idx, settings.split, settings.tuning, unit.seed, recipe)
-                        tuned, tune_seconds = paper_tuning
-                    else:  # its time is counted on the first signal mode's rows
-                        tuned, tune_seconds = paper_tuning[0], 0.0
-                else:
-                    tuned, tune_seconds = _tune(estimator, data, train_idx, settings.split, settings.tuning, unit.seed,
-                                                recipe)
+                if recipe.tunes_per_signal:
+                    tuned, tune_seconds = _tune(estimator, data, train_idx, splitter, settings.tuning, unit.seed, recipe)
+                elif unit_tuning is None:
+                    unit_tuning = _tune(estimator, data, train_idx, splitter, settings.tuning, unit.seed, recipe)
+                    tuned, tune_seconds = unit_tuning
+                else:  # its time is counted on the first signal mode's rows
+                    tuned, tune_seconds = unit_tuning[0], 0.0
                 # a fresh copy per signal mode: a mode whose search fell back to the defaults must
                 # not inherit the previous mode's winner
                 trained = clone(estimator).set_params(**tuned.params)
             start = time.perf_counter()
-            model = trained.fit(data.subset(idx), y_tr, groups=None if study_groups is None else g_tr)
+            model = trained.fit(data.subset(idx), y_tr, groups=None if fit_groups is None else g_tr)
             row["fit_seconds"] = time.perf_counter() - start
             row.update(score(model, data.validation, y_va), tuning_score=tuned.score, tune_seconds=tune_seconds)
             if check_undertraining:
@@ -334,19 +316,6 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 row["reference_balanced_accuracy"] = reference.get(fraction, np.nan)
             rows.append(row)
     return rows
-
-
-def results_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows → the results table with its columns in the documented order and types."""
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=list(RESULT_COLUMNS))
-    extra = [c for c in df.columns if c not in RESULT_COLUMNS]
-    df = df[[c for c in RESULT_COLUMNS if c in df.columns] + extra]
-    for col in ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "epochs_trained", "best_epoch"):
-        if col in df:
-            df[col] = df[col].astype("int64")
-    return df
 
 
 def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
@@ -369,46 +338,40 @@ def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs:
 def run_units(tasks: list[Task], work: list[tuple[int, Unit]], settings: Settings, jobs: int = 1, bar=None,
               task_label=None) -> list[list[dict]]:
     """The rows of every ``(task index, unit)`` in ``work``, in its order: here, or in ``jobs``
-    spawned processes (each loads ``tasks`` once). In one process the progress bar names the
-    unit after ``task_label(task_index)`` (default: the task's name)."""
-    if jobs > 1 and len(work) > 1:
-        return _in_processes(tasks, work, settings, jobs, bar)
-    out = []
-    for i, unit in work:
-        if bar is not None:
+    spawned processes (each receives ``tasks`` once), through :mod:`linsig.executors`. In one
+    process the progress bar names the unit after ``task_label(task_index)`` (default: the task's name)."""
+    from linsig.executors import make_executor, run_jobs
+
+    jobs = min(jobs, len(work)) if len(work) > 1 else 1
+    executor = make_executor(jobs, context=(tasks,))
+
+    def before(position):
+        if bar is not None and jobs == 1:
+            i, unit = work[position]
             task = task_label(i) if task_label else tasks[i].name
             bar.set_postfix_str(f"{task} {unit.model} seed={unit.seed} fold={unit.fold}", refresh=False)
-        out.append(run_unit(tasks[i], unit, settings))
+
+    def done(position, rows):
         if bar is not None:
             bar.update()
-    return out
+
+    return run_jobs(executor, [GridJob(i, unit, settings) for i, unit in work], done, before)
 
 
-_WORKER_TASKS: list[Task] = []
+@dataclass(frozen=True)
+class GridJob:
+    """An executor job: one unit of the tasks the engine was given as its context."""
 
+    task_index: int
+    unit: Unit
+    settings: Settings
 
-def _load_worker_tasks(tasks: list[Task]) -> None:
-    from linsig.system import exit_with_parent
+    @property
+    def device(self) -> str:
+        return self.settings.device
 
-    _WORKER_TASKS[:] = tasks
-    exit_with_parent()
+    def __call__(self, threads: int | None = None) -> list[dict]:
+        from linsig.executors import worker_context
 
-
-def _run_worker_unit(index: int, unit: Unit, settings: Settings) -> list[dict]:
-    return run_unit(_WORKER_TASKS[index], unit, settings)
-
-
-def _in_processes(tasks: list[Task], work: list[tuple[int, Unit]], settings: Settings, jobs: int, bar) -> list[list[dict]]:
-    """Every unit's rows, computed by ``jobs`` spawned processes, in the order of ``work``."""
-    import concurrent.futures as cf
-    import multiprocessing
-
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_load_worker_tasks, initargs=(tasks,)) as pool:
-        futures = [pool.submit(_run_worker_unit, i, unit, settings) for i, unit in work]
-        for future in cf.as_completed(futures):
-            if future.exception() is not None:  # a failed unit stops the run, as it would in one process
-                raise future.exception()
-            if bar is not None:
-                bar.update()
-        return [future.result() for future in futures]
+        (tasks,) = worker_context()
+        return run_unit(tasks[self.task_index], self.unit, self.settings)

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from linsig.errors import LinsigInputError
-from linsig.evaluation import Settings, results_frame, run_units, units
+from linsig.evaluation import Settings, run_units, units
+from linsig.results import results_frame
 from linsig.tasks import Task
 
 #: The signal mode a permutation reruns: the test is of signal left after linear removal.
@@ -61,7 +62,7 @@ def permuted_task(task: Task, index: int) -> Task:
     """A copy of ``task`` with the labels of permutation ``index`` and an empty cache (its folds
     are stratified on the permuted labels, as a rerun of the pipeline would)."""
     y = permuted_labels(task.y, task.groups, index)
-    return dataclasses.replace(task, y=y, _cache={})
+    return task.with_labels(y)
 
 
 def permutation_settings(settings: Settings) -> Settings:

@@ -47,10 +47,10 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from linsig.errors import LinsigInputError
-from linsig.models import DEFAULT_MODELS as BASE_MODELS
-from linsig.models import LINEAR_MODELS
+from linsig.models import model_order
 from linsig.outputs import atomic_write_bytes, file_sha256
-from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes
+from linsig.results import RESULTS_HASH, load_results, load_summary, results_path, usable_rows
+from linsig.splits import SPLITTERS
 
 log = logging.getLogger(__name__)
 
@@ -78,132 +78,14 @@ SIGNAL_LABELS = {
     "removed_full": "After removal on the full dataset",
     "study": "Study signal removed",
 }
-SPLIT_LABELS = {"study": "study-wise split", "sample": "sample-wise split"}
+SPLIT_LABELS = {name: splitter.label for name, splitter in SPLITTERS.items()}
 
 X_LABEL = "Training samples"
 Y_LABEL = "Balanced accuracy"
 
-REQUIRED_COLUMNS = (
-    "dataset", "task", "model", "seed", "fold", "signal", "train_fraction", "n_train",
-    "balanced_accuracy",
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-def _fill_defaults(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
-    defaults = {"split": "study", "pretraining": "none", "status": "ok", "skip_reason": ""}
-    for column, value in defaults.items():
-        if column not in df.columns:
-            df[column] = value
-        else:
-            df[column] = df[column].fillna(value)
-    if "n_classes" not in df.columns:
-        if "classes" in df.columns:
-            df["n_classes"] = df["classes"].fillna("").map(lambda s: len(s.split("|")) if s else 2)
-        else:
-            df["n_classes"] = 2
-    if "chance_balanced_accuracy" not in df.columns:
-        df["chance_balanced_accuracy"] = 1.0 / df["n_classes"].astype(float)
-    else:
-        missing = df["chance_balanced_accuracy"].isna()
-        df.loc[missing, "chance_balanced_accuracy"] = 1.0 / df.loc[missing, "n_classes"].astype(float)
-    for column in ("dataset", "task", "model", "signal", "split", "pretraining", "status"):
-        df[column] = df[column].astype(str)
-    if "permutation" in df.columns:  # rows of real labels have none (or 0) in tables that mix both
-        df["permutation"] = df["permutation"].fillna(0).astype("int64")
-    return df
-
-
-def results_path(run: str | os.PathLike) -> Path:
-    """The results table of a run directory (or the table's own path)."""
-    path = Path(run)
-    return path / RESULTS_FILE if path.is_dir() else path
-
-
-def load_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    """The results table of a run directory, a ``results.parquet`` file or a DataFrame.
-
-    Fills optional columns (``split``, ``pretraining``, ``status``, ``n_classes``,
-    ``chance_balanced_accuracy``) with their defaults. Raises :class:`LinsigInputError` naming
-    the file when it is missing, unreadable, empty or lacks a required column.
-    """
-    if isinstance(source, pd.DataFrame):
-        name = "results table"
-        df = source
-    else:
-        path = results_path(source)
-        name = str(path)
-        if not path.exists():
-            raise LinsigInputError(
-                f"{path}: results table not found (a run directory written by `linsig run` "
-                f"holds {RESULTS_FILE})")
-        try:
-            df = pd.read_parquet(path)
-        except Exception as exc:  # noqa: BLE001 - any reader failure is bad input here
-            raise LinsigInputError(f"{path}: cannot read the results table: {exc}") from exc
-    if len(df) == 0:
-        raise LinsigInputError(f"{name}: the results table is empty (no rows)")
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise LinsigInputError(f"{name}: results table lacks column(s) {', '.join(missing)}")
-    return _fill_defaults(df)
-
-
-def _scored(df: pd.DataFrame) -> pd.Series:
-    return (df["status"] == "ok") & np.isfinite(df["balanced_accuracy"].astype(float))
-
-
-def _permuted(df: pd.DataFrame) -> pd.Series:
-    if "permutation" not in df.columns:
-        return pd.Series(False, index=df.index)
-    return df["permutation"].fillna(0).astype("int64") > 0
-
-
-def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows with ``status == "ok"``, a finite balanced accuracy and the real labels (what every
-    figure and table uses; rows of a label permutation only serve the permutation test)."""
-    return df[_scored(df) & ~_permuted(df)]
-
-
-def permutation_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Scored rows of label permutations (``permutation > 0``, from ``--permutations N``)."""
-    return df[_scored(df) & _permuted(df)]
-
-
-def load_summary(run_dir: str | os.PathLike | None) -> dict | None:
-    """``summary.json`` of a run directory, or ``None`` when there is none (or it describes other results)."""
-    if run_dir is None:
-        return None
-    path = Path(run_dir)
-    if path.is_file():
-        path = path.parent
-    path = path / SUMMARY_FILE
-    if not path.exists():
-        return None
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LinsigInputError(f"{path}: cannot read the run summary: {exc}") from exc
-    if not describes(summary, path.parent / RESULTS_FILE):
-        # a re-run that failed between the two files: its summary must not label these results
-        log.warning("%s describes other results than %s; not using it", path, path.parent / RESULTS_FILE)
-        return None
-    return summary
-
-
 # --------------------------------------------------------------------------------------------
 # Colours and ordering
 # --------------------------------------------------------------------------------------------
-
-def model_order(models: Iterable[str]) -> list[str]:
-    """The paper's models first (logreg, svm, mlp3, mlp5), then any others by name."""
-    models = set(models)
-    return [m for m in BASE_MODELS if m in models] + sorted(models - set(BASE_MODELS))
-
 
 def model_colors(models: Iterable[str]) -> dict[str, str]:
     """A colour per model: fixed for the paper's models, the palette in name order for others."""
@@ -513,7 +395,7 @@ def simulated_figure(df: pd.DataFrame, title: str | None = None, frac: float = 0
 def split_comparison_figure(df: pd.DataFrame, title: str | None = None, frac: float = 0.75) -> Figure:
     """S2 Fig: one row per ``split`` value (study-wise, sample-wise), one column per signal."""
     df = usable_rows(df)
-    order = [s for s in ("study", "sample") if s in set(df["split"])]
+    order = [s for s in SPLITTERS if s in set(df["split"])]
     order += sorted(set(df["split"]) - set(order))
     rows = [(SPLIT_LABELS.get(s, f"{s} split").capitalize(), df[df["split"] == s]) for s in order]
     return _grid_figure(df, rows, title or f"{_dataset_task_title(df)}: study-wise vs sample-wise split",
@@ -592,7 +474,7 @@ def draw_critical_difference(ax, mean_ranks: dict[str, float], cd: float, n_task
 def critical_difference_figure(df: pd.DataFrame, title: str | None = None, alpha: float = 0.05) -> Figure:
     """Across tasks: Demšar's critical-difference diagram of the models' mean ranks (rows with
     signal ``none``; the first stratum of :func:`linsig.stats.cross_task`)."""
-    from linsig.stats import cross_task  # stats builds on this module's loaders
+    from linsig.stats import cross_task
 
     result = cross_task(df, alpha=alpha)
     if not result["available"]:
@@ -701,7 +583,7 @@ def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
                 "S4 style: models trained from scratch (top) and pretrained then fine-tuned "
                 "(bottom).", pretraining_comparison_figure, sub)
 
-    from linsig.stats import cross_task, group_keys  # stats builds on this module's loaders
+    from linsig.stats import cross_task, group_keys
 
     strata = [k for k in group_keys(df) if k not in ("dataset", "task")]
     before = df[df["signal"] == "none"]

@@ -44,18 +44,18 @@ from linsig.diagnostics import MARGIN as UNDERTRAINING_MARGIN
 from linsig.diagnostics import undertrained_sentences
 from linsig.errors import LinsigInputError
 from linsig.outputs import confined, file_sha256, refuse_overwriting, write_set
-from linsig.plots import (
-    FIGURE_INDEX,
+from linsig.models import is_linear, model_order
+from linsig.plots import FIGURE_INDEX, plot_run, signal_label, signal_order
+from linsig.results import (
+    RESULTS_FILE,
+    RESULTS_HASH,
+    SUMMARY_FILE,
     load_results,
     load_summary,
-    model_order,
     permutation_rows,
-    plot_run,
-    signal_label,
-    signal_order,
     usable_rows,
 )
-from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE
+from linsig.splits import is_grouped
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
     ALPHA,
     BEAT,
@@ -71,7 +71,6 @@ from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and 
     cross_task,
     group_keys,
     holm,
-    is_linear,
     nonlinear_signal_test,
     per_study,
     verdict_table,
@@ -168,8 +167,8 @@ class Verdict:
 def _primary(groups: list[dict]) -> list[dict]:
     """The groups of the main analysis: study-wise split and no pretraining when the run has
     them (sample-wise and pretrained runs are sensitivity analyses, listed but not counted)."""
-    if any(g["split"] == "study" for g in groups):
-        groups = [g for g in groups if g["split"] == "study"]
+    if any(is_grouped(g["split"]) for g in groups):
+        groups = [g for g in groups if is_grouped(g["split"])]
     if any(g["pretraining"] == "none" for g in groups):
         groups = [g for g in groups if g["pretraining"] == "none"]
     return groups

@@ -1,4 +1,10 @@
-"""Writing and reading a run directory: ``results.parquet`` plus ``summary.json``.
+"""The results table and the run directory: one row's columns, one writer, one reader.
+
+* :data:`RESULT_COLUMNS` / :func:`result_row` / :func:`results_frame` — the columns of
+  ``results.parquet`` (documented in ``docs/conventions.md``), built in one place;
+* :func:`write_run` — ``results.parquet`` plus ``summary.json`` as one set;
+* :func:`load_results`, :func:`usable_rows`, :func:`permutation_rows`, :func:`load_summary` —
+  the one reader every consumer (figures, statistics, report, experiments) uses.
 
 The two are written as one set (:func:`linsig.outputs.write_set`): both staged first, then the
 results published before the summary, which records the SHA-256 of the results it describes;
@@ -10,17 +16,77 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import math
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from linsig import __version__
 from linsig.errors import LinsigInputError
 from linsig.outputs import atomic_write_bytes, file_sha256, write_set
 
+log = logging.getLogger(__name__)
+
 RESULTS_FILE = "results.parquet"
 SUMMARY_FILE = "summary.json"
 RESULTS_HASH = "results_sha256"  # the key, in summary.json and the figure index, naming the results
+
+# --------------------------------------------------------------------------------------------
+# One row
+# --------------------------------------------------------------------------------------------
+
+RESULT_COLUMNS = (
+    "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
+    "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "classes",
+    "balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
+    "recipe", "lr", "weight_decay", "params", "tuning", "tuning_score", "epochs_trained", "best_epoch", "diverged",
+    "converged", "reference_balanced_accuracy", "fit_seconds", "tune_seconds", "device", "status", "skip_reason",
+)
+# What a row holds before its model is trained (and keeps when the row is skipped).
+ROW_DEFAULTS = {
+    "pretraining": "none", "balanced_accuracy": math.nan, "accuracy": math.nan, "lr": math.nan,
+    "weight_decay": math.nan, "params": "", "tuning_score": math.nan, "epochs_trained": 0, "best_epoch": 0,
+    "diverged": False, "converged": True, "reference_balanced_accuracy": math.nan, "fit_seconds": 0.0,
+    "tune_seconds": 0.0, "status": "ok", "skip_reason": "",
+}
+INTEGER_COLUMNS = ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes",
+                   "epochs_trained", "best_epoch")
+
+
+def result_row(**fields) -> dict:
+    """One row of the results table: every column of :data:`RESULT_COLUMNS`, in order.
+
+    Columns without a default (the row's identity: dataset, task, model, …) must be given;
+    a name that is not a column is refused (a typo would otherwise become a new column).
+    """
+    unknown = [k for k in fields if k not in RESULT_COLUMNS]
+    if unknown:
+        raise KeyError(f"not result columns: {', '.join(unknown)}")
+    missing = [c for c in RESULT_COLUMNS if c not in fields and c not in ROW_DEFAULTS]
+    if missing:
+        raise KeyError(f"result row lacks {', '.join(missing)}")
+    return {c: fields[c] if c in fields else ROW_DEFAULTS[c] for c in RESULT_COLUMNS}
+
+
+def results_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows → the results table with its columns in the documented order and types."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    extra = [c for c in df.columns if c not in RESULT_COLUMNS]
+    df = df[[c for c in RESULT_COLUMNS if c in df.columns] + extra]
+    for col in INTEGER_COLUMNS:
+        if col in df:
+            df[col] = df[col].astype("int64")
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:
@@ -44,29 +110,118 @@ def write_run(out_dir: str | Path, results: pd.DataFrame, tasks: list[dict], con
     return out_dir / RESULTS_FILE
 
 
-def read_results(run_dir: str | Path) -> pd.DataFrame:
-    """Read ``results.parquet`` from a run directory (or the file itself)."""
-    path = Path(run_dir)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    if not path.exists():
-        raise LinsigInputError(f"{path}: no results table here; run `linsig run` or `linsig demo` first")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:
-        raise LinsigInputError(f"{path}: not a readable results table ({exc})") from exc
-    if df.empty:
-        raise LinsigInputError(f"{path}: the results table is empty")
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+#: columns every results table must have to be plotted or tested
+REQUIRED_COLUMNS = (
+    "dataset", "task", "model", "seed", "fold", "signal", "train_fraction", "n_train",
+    "balanced_accuracy",
+)
+# optional columns of older or hand-made tables, and what a missing value means
+READ_DEFAULTS = {"split": "study", "pretraining": "none", "status": "ok", "skip_reason": ""}
+
+
+def _fill_defaults(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for column, value in READ_DEFAULTS.items():
+        if column not in df.columns:
+            df[column] = value
+        else:
+            df[column] = df[column].fillna(value)
+    if "n_classes" not in df.columns:
+        if "classes" in df.columns:
+            df["n_classes"] = df["classes"].fillna("").map(lambda s: len(s.split("|")) if s else 2)
+        else:
+            df["n_classes"] = 2
+    if "chance_balanced_accuracy" not in df.columns:
+        df["chance_balanced_accuracy"] = 1.0 / df["n_classes"].astype(float)
+    else:
+        missing = df["chance_balanced_accuracy"].isna()
+        df.loc[missing, "chance_balanced_accuracy"] = 1.0 / df.loc[missing, "n_classes"].astype(float)
+    for column in ("dataset", "task", "model", "signal", "split", "pretraining", "status"):
+        df[column] = df[column].astype(str)
+    if "permutation" in df.columns:  # rows of real labels have none (or 0) in tables that mix both
+        df["permutation"] = df["permutation"].fillna(0).astype("int64")
     return df
 
 
-def read_summary(run_dir: str | Path) -> dict:
-    """``summary.json`` of a run directory; ``{}`` when missing or describing other results."""
-    path = Path(run_dir) / SUMMARY_FILE
+def results_path(run: str | os.PathLike) -> Path:
+    """The results table of a run directory (or the table's own path)."""
+    path = Path(run)
+    return path / RESULTS_FILE if path.is_dir() else path
+
+
+def load_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """The results table of a run directory, a ``results.parquet`` file or a DataFrame.
+
+    Fills optional columns (``split``, ``pretraining``, ``status``, ``n_classes``,
+    ``chance_balanced_accuracy``) with their defaults. Raises :class:`LinsigInputError` naming
+    the file when it is missing, unreadable, empty or lacks a required column.
+    """
+    if isinstance(source, pd.DataFrame):
+        name = "results table"
+        df = source
+    else:
+        path = results_path(source)
+        name = str(path)
+        if not path.exists():
+            raise LinsigInputError(
+                f"{path}: results table not found (a run directory written by `linsig run` "
+                f"holds {RESULTS_FILE})")
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is bad input here
+            raise LinsigInputError(f"{path}: cannot read the results table: {exc}") from exc
+    if len(df) == 0:
+        raise LinsigInputError(f"{name}: the results table is empty (no rows)")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise LinsigInputError(f"{name}: results table lacks column(s) {', '.join(missing)}")
+    return _fill_defaults(df)
+
+
+def _scored(df: pd.DataFrame) -> pd.Series:
+    return (df["status"] == "ok") & np.isfinite(df["balanced_accuracy"].astype(float))
+
+
+def _permuted(df: pd.DataFrame) -> pd.Series:
+    if "permutation" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["permutation"].fillna(0).astype("int64") > 0
+
+
+def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with ``status == "ok"``, a finite balanced accuracy and the real labels (what every
+    figure and table uses; rows of a label permutation only serve the permutation test)."""
+    return df[_scored(df) & ~_permuted(df)]
+
+
+def permutation_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Scored rows of label permutations (``permutation > 0``, from ``--permutations N``)."""
+    return df[_scored(df) & _permuted(df)]
+
+
+def load_summary(run_dir: str | os.PathLike | None) -> dict | None:
+    """``summary.json`` of a run directory, or ``None`` when there is none (or it describes other results)."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir)
+    if path.is_file():
+        path = path.parent
+    path = path / SUMMARY_FILE
     if not path.exists():
-        return {}
-    summary = json.loads(path.read_text())
-    return summary if describes(summary, Path(run_dir) / RESULTS_FILE) else {}
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LinsigInputError(f"{path}: cannot read the run summary: {exc}") from exc
+    if not describes(summary, path.parent / RESULTS_FILE):
+        # a re-run that failed between the two files: its summary must not label these results
+        log.warning("%s describes other results than %s; not using it", path, path.parent / RESULTS_FILE)
+        return None
+    return summary
 
 
 def describes(summary: dict, results_path: str | Path) -> bool:

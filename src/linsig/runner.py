@@ -9,7 +9,6 @@ import anndata as ad
 from linsig.data.examples import resolve
 from linsig.data.io import read_dataset
 from linsig.data.missing import check_mode as check_missing_mode
-from linsig.data.normalize import check_method
 from linsig.data.preprocess import preprocess
 from linsig.errors import LinsigInputError
 from linsig.tasks import PRESETS, Task, make_task, pairwise_tasks, preset_tasks
@@ -18,32 +17,32 @@ log = logging.getLogger(__name__)
 
 
 def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | None = 5000,
-                    scale: bool = True, normalize: str | None = None, group: str | None = None,
+                    normalize: str = "minmax", group: str | None = None,
                     missing: str = "error", na_values=None) -> ad.AnnData:
     """Read a dataset (a path, or ``example:NAME``) and apply the preprocessing unless the file says it is done.
 
-    ``normalize`` (``minmax`` by default, ``none`` with ``scale=False``, or ``study-zscore`` by
-    the ``obs`` column ``group``) and ``missing`` (``error``, ``impute``, ``drop-genes``) as in
-    :func:`linsig.data.preprocess.preprocess`. ``na_values``: metadata cells that mean missing
-    besides an empty one (e.g. ``["NA"]``), see :func:`linsig.data.io.read_dataset`. Compendia built by ``linsig data`` are 0–1 scaled
+    ``normalize`` is the method the caller resolved (:func:`linsig.data.normalize.resolve_normalization`:
+    ``minmax``, ``study-zscore`` within the ``obs`` column ``group``, or ``none``) and ``missing``
+    (``error``, ``impute``, ``drop-genes``) as in :func:`linsig.data.preprocess.preprocess`.
+    ``na_values``: metadata cells that mean missing besides an empty one (e.g. ``["NA"]``), see
+    :func:`linsig.data.io.read_dataset`. Compendia built by ``linsig data`` are 0–1 scaled
     already and stay backed on disk (only the rows a task needs get loaded); ``study-zscore``
     loads them and standardises them in memory (of a min-max scaled gene it gives what the raw
     gene would: the z-score ignores any per-gene affine map). Anything else is loaded and
     preprocessed in memory.
     """
-    method = check_method(normalize or ("minmax" if scale else "none"), group)
     check_missing_mode(missing)
     adata = read_dataset(resolve(path), metadata=metadata, orientation=orientation, na_values=na_values)
     done = "preprocessing" in adata.uns.get("linsig", {})
-    if done and method == "study-zscore":
+    if done and normalize == "study-zscore":
         if adata.isbacked:
             adata = adata.to_memory()
-        return preprocess(adata, n_top_genes=None, normalize=method, group=group, missing=missing)
-    if done or (not n_top_genes and method == "none" and missing == "error"):
+        return preprocess(adata, n_top_genes=None, normalize=normalize, group=group, missing=missing)
+    if done or (not n_top_genes and normalize == "none" and missing == "error"):
         return adata
     if adata.isbacked:
         adata = adata.to_memory()
-    return preprocess(adata, n_top_genes=n_top_genes or None, normalize=method, group=group, missing=missing)
+    return preprocess(adata, n_top_genes=n_top_genes or None, normalize=normalize, group=group, missing=missing)
 
 
 def normalize_group(group: str | None, preset: str | None) -> str | None:

@@ -3,6 +3,12 @@
 Group-wise folds are the paper's main setting: all samples of a study (or donor) land in one
 fold, so a model is never scored on a study it has seen. Sample-wise folds are kept to show how
 much they inflate accuracy (the paper's S2 figure).
+
+A split strategy is a :class:`Splitter`, registered in :data:`SPLITTERS` under the name used on
+the command line and in the results' ``split`` column. Everything that depends on the strategy
+(outer folds, the inner folds of a search, which groups early stopping and the searches respect,
+the checks before a run, labels in figures) asks the splitter; nothing else compares split
+names. A new strategy (e.g. leave-one-study-out) is one subclass added to ``SPLITTERS``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, Strati
 
 from linsig.errors import LinsigInputError
 
-SPLITS = ("study", "sample")
 DEFAULT_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
@@ -41,7 +46,94 @@ def check_class_sizes(y: np.ndarray, n_folds: int, where: str = "") -> None:
         )
 
 
-def kfold(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, split: str = "study", seed: int = 0):
+class Splitter:
+    """How samples are split into folds. Subclasses set ``name`` and ``grouped`` and make folds."""
+
+    name: str = ""
+    #: folds keep every group whole: searches, early stopping and checks then respect the groups
+    grouped: bool = False
+    label: str = ""  # how figures and the report name it
+
+    def folds(self, y: np.ndarray, groups: np.ndarray | None, n_folds: int, seed: int) -> list:
+        raise NotImplementedError
+
+    def groups_for(self, groups: np.ndarray | None) -> np.ndarray | None:
+        """The groups that later splits of these folds must respect (None: samples are independent)."""
+        return groups if self.grouped else None
+
+    def n_units(self, n_samples: int, groups: np.ndarray | None) -> int:
+        """How many independent units (groups or samples) there are to spread over folds."""
+        return np.unique(groups).size if self.grouped and groups is not None else n_samples
+
+    def check(self, n_samples: int, n_groups: int, n_folds: int, where: str = "", group_name: str = "") -> None:
+        """Refuse, before any work, data too small for ``n_folds`` of this split."""
+        if n_samples < n_folds:
+            raise LinsigInputError(f"{where}{n_samples} samples for {n_folds} folds")
+
+
+class GroupSplitter(Splitter):
+    """Study-wise (donor-wise) folds: each group in one fold, classes balanced as the groups allow."""
+
+    name, grouped, label = "study", True, "study-wise split"
+
+    def folds(self, y, groups, n_folds, seed):
+        if groups is None:
+            raise LinsigInputError("group-wise splitting needs groups (--group COLUMN), or use --split sample")
+        _check_groups(groups, n_folds)
+        check_class_sizes(y, n_folds)
+        return _group_folds(y, groups, n_folds, seed)
+
+    def check(self, n_samples, n_groups, n_folds, where="", group_name=""):
+        if n_groups < n_folds:
+            raise LinsigInputError(
+                f"{where}only {n_groups} groups ({group_name or 'samples'}) for {n_folds}-fold group-wise "
+                "cross-validation; use fewer folds or --split sample")
+        super().check(n_samples, n_groups, n_folds, where, group_name)
+
+
+class SampleSplitter(Splitter):
+    """Stratified sample-wise folds (the paper's S2 comparison: they inflate accuracy)."""
+
+    name, grouped, label = "sample", False, "sample-wise split"
+
+    def folds(self, y, groups, n_folds, seed):
+        if len(y) < n_folds:
+            raise LinsigInputError(f"only {len(y)} samples for {n_folds}-fold cross-validation")
+        if np.bincount(np.unique(y, return_inverse=True)[1]).max() >= n_folds:
+            with warnings.catch_warnings():
+                # a class rarer than the folds cannot be in every fold; it is spread as far as it goes
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+                return list(splitter.split(np.zeros(len(y)), y))
+        # every class rarer than the folds: nothing to stratify
+        return list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y))))
+
+
+SPLITTERS: dict[str, Splitter] = {s.name: s for s in (GroupSplitter(), SampleSplitter())}
+SPLITS = tuple(SPLITTERS)
+
+
+def get_splitter(split: str | Splitter) -> Splitter:
+    """The splitter named ``split`` (a :class:`Splitter` is returned as it is)."""
+    if isinstance(split, Splitter):
+        return split
+    if split not in SPLITTERS:
+        raise LinsigInputError(f"split must be one of {', '.join(SPLITTERS)}, not {split!r}")
+    return SPLITTERS[split]
+
+
+def is_grouped(split: str) -> bool:
+    """Whether results recorded under the split name ``split`` came from group-wise folds."""
+    splitter = SPLITTERS.get(split)
+    return bool(splitter and splitter.grouped)
+
+
+def split_label(split: str) -> str:
+    splitter = SPLITTERS.get(split)
+    return splitter.label if splitter else f"{split} split"
+
+
+def kfold(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, split: str | Splitter = "study", seed: int = 0):
     """Return ``n_folds`` ``(train_idx, val_idx)`` pairs, deterministic for a seed.
 
     ``split="study"`` keeps every group in one fold and balances classes across folds as well
@@ -51,25 +143,7 @@ def kfold(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, split: str
     y = np.asarray(y)
     if n_folds < 2:
         raise LinsigInputError(f"need at least 2 folds, got {n_folds}")
-    if split == "study":
-        if groups is None:
-            raise LinsigInputError("group-wise splitting needs groups (--group COLUMN), or use --split sample")
-        _check_groups(groups, n_folds)
-        check_class_sizes(y, n_folds)
-        folds = _group_folds(y, groups, n_folds, seed)
-    elif split == "sample":
-        if len(y) < n_folds:
-            raise LinsigInputError(f"only {len(y)} samples for {n_folds}-fold cross-validation")
-        if np.bincount(np.unique(y, return_inverse=True)[1]).max() >= n_folds:
-            with warnings.catch_warnings():
-                # a class rarer than the folds cannot be in every fold; it is spread as far as it goes
-                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-                splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-                folds = list(splitter.split(np.zeros(len(y)), y))
-        else:  # every class rarer than the folds: nothing to stratify
-            folds = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y))))
-    else:
-        raise LinsigInputError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    folds = get_splitter(split).folds(y, groups, n_folds, seed)
     return [(np.sort(tr), np.sort(va)) for tr, va in folds]
 
 

@@ -43,7 +43,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from linsig.plots import LINEAR_MODELS, load_results, model_order, permutation_rows, usable_rows
+from linsig.models import is_linear, model_order
+from linsig.results import load_results, permutation_rows, usable_rows
+from linsig.splits import is_grouped
 
 ALPHA = 0.05
 ROPE = 0.01
@@ -60,11 +62,6 @@ INCONCLUSIVE = "inconclusive: linear signal was left after removal"
 NOT_TESTED = "not tested: no non-linear model was run"
 NOT_RUN = ("could not be answered: the run has no rows with signal 'removed'; run again with "
            "`--signal none,removed` to remove the linear signal and test for non-linear signal")
-
-
-def is_linear(model: str) -> bool:
-    """Linear models are ``logreg`` and ``svm``; every other model counts as non-linear."""
-    return model in LINEAR_MODELS
 
 
 def group_keys(df: pd.DataFrame) -> list[str]:
@@ -487,7 +484,7 @@ def per_study(df, alpha: float = ALPHA, signal: str = "none") -> dict:
     """
     df = _prepare(df)
     data = _real(df, signal)
-    data = data[data["split"] == "study"]
+    data = data[data["split"].map(is_grouped).astype(bool)]
     out = {"available": False, "message": "", "alpha": alpha, "groups": []}
     if data.empty:
         out["message"] = "no study-wise rows"

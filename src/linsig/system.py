@@ -74,3 +74,12 @@ def keep_freed_memory() -> bool:
             except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
                 pass
     return _HEAP_KEPT
+
+
+def set_threads(threads: int | None) -> None:
+    """Torch's intra-op threads for this process (unchanged when ``threads`` is None or already set)."""
+    if threads:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)

@@ -8,6 +8,7 @@ classes to keep (a binary pair, all classes with at least K groups, or the paper
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shlex
 from dataclasses import dataclass, field
@@ -117,11 +118,23 @@ class Task:
             out["preprocessing"] = self.preprocessing
         if self.markers:
             out["missing_markers"] = self.markers
-        if "confounding" not in self._cache:  # summary() is written with every unit: count once
-            self._cache["confounding"] = task_confounding(self)
-        if self._cache["confounding"] is not None:
-            out["confounding"] = self._cache["confounding"]
+        confounding = self.derived("confounding", lambda: task_confounding(self))  # written with every unit
+        if confounding is not None:
+            out["confounding"] = confounding
         return out
+
+    def derived(self, key, compute):
+        """A value computed from this task's data alone (its folds, its whole-data correction), once.
+
+        Kept with the task object, so a copy with other labels (:meth:`with_labels`) starts afresh.
+        """
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def with_labels(self, y: np.ndarray) -> Task:
+        """A copy of the task with other labels and nothing derived from the old ones."""
+        return dataclasses.replace(self, y=y, _cache={})
 
 
 def _column(obs: pd.DataFrame, key: str, role: str, source: str) -> pd.Series:

@@ -1,8 +1,9 @@
 """Hyperparameters chosen by nested, group-aware cross-validation: one routine for every model.
 
-Inside an outer training fold the samples are split again into inner group-wise folds; every
-candidate is fitted on all but one inner fold and scored on the held-out one. What differs
-between the two recipes is only *what* is searched and *which* objective picks the winner:
+Inside an outer training fold the samples are split again into inner folds by the run's splitter
+(group-wise for study-wise runs); every candidate is fitted on all but one inner fold and scored
+on the held-out one. The recipe (:mod:`linsig.recipes`) decides *what* is searched and *which*
+objective picks the winner (:mod:`linsig.search` holds the objectives):
 
 * **strong** — each model declares its own search space (:meth:`linsig.models.base.Tunable.search_space`,
   e.g. the penalty path of ``logreg``, ``C × γ`` of ``rbf_svm``, learning rate × training length of
@@ -26,220 +27,38 @@ parameters, no search).
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass, field
-
 import numpy as np
-from sklearn.base import clone
 
 from linsig import splits
-from linsig.data.missing import impute_fold
 from linsig.errors import LinsigInputError
-from linsig.metrics import balanced_accuracy
-
-STRONG_INNER_FOLDS = 3
-# Scores along a model's path axis (the networks' epochs) are averaged over a centred window of
-# this many points before the winner is picked: on ALL sex the raw per-epoch maximum chose
-# spikes (mlp3 outer balanced accuracy 0.873) where the smoothed curve chose the plateau (0.897).
-PATH_WINDOW = 9
-# Along a smoothed path the longest training length within this much balanced accuracy of the
-# best is taken: the outer fit sees half as many samples again as the inner ones, and on a noisy
-# plateau the maximum fell early (ALL sex, mlp5: chosen at 28–37 of 100 epochs).
-PATH_TOLERANCE = 0.01
-
-
-@dataclass(frozen=True)
-class TuningPreset:
-    """The paper recipe's search: lr and weight decay, random or on a grid."""
-
-    name: str
-    search: str  # "random", "grid" or "off"
-    n_trials: int = 0
-    low: float = 1e-6
-    high: float = 10.0
-    lr_grid: tuple[float, ...] = ()
-    weight_decay_grid: tuple[float, ...] = ()
-    inner_folds: int = 4
-
-
-PRESETS = {
-    "paper": TuningPreset("paper", "random", n_trials=25, low=1e-6, high=10.0, inner_folds=4),
-    "fast": TuningPreset("fast", "grid", lr_grid=(1e-4, 1e-3, 1e-2), weight_decay_grid=(1e-6, 1e-3), inner_folds=3),
-    "off": TuningPreset("off", "off"),
-}
-
-
-@dataclass
-class TuningResult:
-    params: dict = field(default_factory=dict)  # the winner ({}: the estimator's own parameters)
-    score: float = math.nan  # balanced accuracy (strong) or mean loss (paper) of the winner
-    trials: list[dict] = field(default_factory=list)
-    tuned: bool = False  # False when the search was off or the data too small for inner folds
-
-
-def get_preset(name: str) -> TuningPreset:
-    if name not in PRESETS:
-        raise LinsigInputError(f"unknown tuning preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
-
-
-def candidates(preset: TuningPreset, seed: int) -> list[dict]:
-    """The (lr, weight_decay) pairs a paper preset tries, deterministic for a seed."""
-    if preset.search == "grid":
-        return [{"lr": lr, "weight_decay": wd} for lr in preset.lr_grid for wd in preset.weight_decay_grid]
-    if preset.search == "random":
-        rng = np.random.default_rng([seed, 104729])
-        lo, hi = math.log(preset.low), math.log(preset.high)
-        draws = np.exp(rng.uniform(lo, hi, size=(preset.n_trials, 2)))
-        return [{"lr": float(a), "weight_decay": float(b)} for a, b in draws]
-    return []
-
-
-def search_plan(estimator, recipe: str, level: str, seed: int, n_samples: int | None = None) -> tuple[list[dict], int]:
-    """The candidates a search tries and its number of inner folds."""
-    if level == "off":
-        return [], 0
-    if recipe == "paper":
-        preset = get_preset(level)
-        return candidates(preset, seed), preset.inner_folds
-    return estimator.search_space(level, n_samples), STRONG_INNER_FOLDS
-
-
-def nothing_to_choose(estimator, recipe: str, plan: list[dict]) -> bool:
-    """A strong search of one candidate with no path along it: inner fits would only score it.
-
-    (``rf``'s fast search was 6 of a demo unit's 12 forests.) A network's single learning rate
-    still has its training length to choose, so it is searched.
-    """
-    axis = getattr(estimator, "path_axis", None)
-    return recipe != "paper" and len(plan) == 1 and (axis is None or axis in plan[0])
-
-
-def _key(params: dict) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
+from linsig.recipes import Recipe, get_recipe
+from linsig.search import TuningResult
+from linsig.splits import Splitter, get_splitter
 
 
 def tune(estimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, level: str, seed: int = 0,
-         split: str = "study", recipe: str = "paper", prepare=None) -> TuningResult:
+         split: str | Splitter = "study", recipe: str | Recipe = "paper", prepare=None) -> TuningResult:
     """Choose the hyperparameters of ``estimator`` by inner cross-validation on (X, y).
 
     ``prepare(inner_train_idx, inner_val_idx)`` returns the two inner matrices as the model will
     see them (e.g. corrected for a signal mode), or ``None`` to skip an inner fold that cannot be
     prepared; without it the rows of ``X`` are used as they are. Returns the estimator's own
     parameters (``params == {}``) when the level is ``off`` or the data are too small for inner folds,
-    and a strong search's only candidate, unscored, when it has nothing to choose.
+    and a search's only candidate, unscored, when it has nothing to choose.
     """
-    plan, n_folds = search_plan(estimator, recipe, level, seed, len(y))
+    recipe, splitter = get_recipe(recipe), get_splitter(split)
+    plan, n_folds = recipe.search_plan(estimator, level, seed, len(y))
     default = TuningResult()
     if not plan:
         return default
-    if nothing_to_choose(estimator, recipe, plan):
+    if recipe.nothing_to_choose(estimator, plan):
         return TuningResult(params=dict(plan[0]))
-    n_groups = len(y) if groups is None or split == "sample" else np.unique(groups).size
-    n_inner = min(n_folds, n_groups)
+    groups = splitter.groups_for(groups)
+    n_inner = min(n_folds, splitter.n_units(len(y), groups))
     if n_inner < 2 or np.unique(y).size < 2:
         return default
     try:
-        folds = splits.kfold(y, groups if split == "study" else None, n_inner, split, seed)
+        folds = splits.kfold(y, groups, n_inner, splitter, seed)
     except LinsigInputError:
         return default
-    if recipe == "paper":
-        return _by_mean_loss(estimator, X, y, groups, plan, folds) or default
-    return _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) or default
-
-
-def _by_mean_loss(estimator, X, y, groups, plan, folds) -> TuningResult | None:
-    """The paper's objective: the mean class-weighted loss over inner folds, lowest wins."""
-    best = TuningResult(score=math.inf, tuned=True)
-    trials = []
-    for params in plan:
-        losses = []
-        for inner_train, inner_val in folds:
-            if np.unique(y[inner_train]).size < 2:
-                continue
-            model = clone(estimator).set_params(**params)
-            X_in, X_iv = impute_fold(X[inner_train], X[inner_val])  # NaN ← inner-training means only
-            model.fit(X_in, y[inner_train], groups=None if groups is None else groups[inner_train])
-            loss = model.loss_score(X_iv, y[inner_val])
-            losses.append(loss if math.isfinite(loss) else math.inf)
-        score = float(np.mean(losses)) if losses else math.inf
-        trials.append({**params, "score": score})
-        if score < best.score:
-            best = TuningResult(params=dict(params), score=score, tuned=True)
-    best.trials = trials
-    return best if math.isfinite(best.score) else None
-
-
-def _by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare) -> TuningResult | None:
-    """The strong objective: balanced accuracy of every candidate's pooled out-of-fold predictions."""
-    truth, predictions, order = [], {}, []
-    for inner_train, inner_val in folds:
-        if np.unique(y[inner_train]).size < 2:
-            continue
-        # NaN ← inner-training means only; a caller's ``prepare`` does its own filling
-        prepared = impute_fold(X[inner_train], X[inner_val]) if prepare is None else prepare(inner_train, inner_val)
-        if prepared is None:
-            continue
-        X_tr, X_va = prepared
-        g_tr = None if groups is None else groups[inner_train]
-        outputs = estimator.candidate_predictions(X_tr, y[inner_train], g_tr, X_va, y[inner_val], plan)
-        for params, pred in outputs:
-            key = _key(params)
-            if key not in predictions:
-                if truth:  # a candidate the earlier folds did not produce cannot be pooled
-                    continue
-                predictions[key] = []
-                order.append((key, params))
-            predictions[key].append(np.asarray(pred))
-        truth.append(y[inner_val])
-    if not truth:
-        return None
-    y_pooled = np.concatenate(truth)
-    trials = [{**params, "score": float(balanced_accuracy(y_pooled, np.concatenate(predictions[key])))}
-              for key, params in order if len(predictions[key]) == len(truth)]
-    axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
-    smoothed = np.asarray(_smooth_along(trials, axis, PATH_WINDOW))
-    if not trials or not np.isfinite(smoothed).any():
-        return None
-    # Ties (a plateau of equally good candidates, common on separable data) go to the middle of
-    # the plateau in declared order: its strongly regularised end, reused on a training subset
-    # ten times smaller, left the linear SVM predicting one class (C = 1e-5 on 16 samples).
-    tied = np.flatnonzero(smoothed >= np.nanmax(smoothed) - 1e-12)
-    winner = int(tied[(len(tied) - 1) // 2])
-    if axis is not None:
-        winner = _longest_near_best(trials, smoothed, winner, axis, PATH_TOLERANCE)
-    return TuningResult(params={k: v for k, v in trials[winner].items() if k != "score"},
-                        score=float(smoothed[winner]), trials=trials, tuned=True)
-
-
-def _longest_near_best(trials: list[dict], scores: np.ndarray, best: int, axis: str, tolerance: float) -> int:
-    """On the winner's path, the furthest point scoring within ``tolerance`` of the winner."""
-    winner = _path_key(trials[best], axis)
-    path = [i for i, t in enumerate(trials) if _path_key(t, axis) == winner]
-    near = [i for i in path if scores[i] >= scores[best] - tolerance]
-    return max(near, key=lambda i: trials[i][axis])
-
-
-def _path_key(trial: dict, axis: str) -> str:
-    """The path a trial lies on: its parameters other than ``axis`` (and its score)."""
-    return _key({k: v for k, v in trial.items() if k not in (axis, "score")})
-
-
-def _smooth_along(trials: list[dict], axis: str | None, window: int) -> list[float]:
-    """Each trial's score averaged with its neighbours along ``axis`` (same other parameters)."""
-    scores = [t["score"] for t in trials]
-    if axis is None or window <= 1:
-        return scores
-    paths: dict[str, list[int]] = {}
-    for i, t in enumerate(trials):
-        if axis in t:
-            paths.setdefault(_path_key(t, axis), []).append(i)
-    out = list(scores)
-    half = window // 2
-    for members in paths.values():
-        members.sort(key=lambda i: trials[i][axis])
-        values = np.array([scores[i] for i in members])
-        for pos, i in enumerate(members):
-            out[i] = float(values[max(0, pos - half): pos + half + 1].mean())
-    return out
+    return recipe.choose(estimator, X, y, groups, plan, folds, prepare) or default

@@ -69,10 +69,9 @@ def _at_least(field: str, value, low: int) -> None:
 
 def check_settings(settings) -> None:
     """Raise :class:`InvalidSetting` for the first bad field of ``settings``."""
-    from linsig.models import get_family
     from linsig.recipes import TUNINGS, get_recipe, resolve_tuning
     from linsig.signal import SIGNAL_MODES
-    from linsig.splits import SPLITS
+    from linsig.splits import get_splitter
 
     def registered(field, lookup):
         def check(value):
@@ -83,7 +82,7 @@ def check_settings(settings) -> None:
         return check
 
     registered("recipe", get_recipe)(settings.recipe)
-    _list("models", settings.models, registered("models", lambda m: get_family(m).estimator_class(settings.recipe)))
+    _list("models", settings.models, registered("models", lambda m: get_recipe(settings.recipe).estimator_class(m)))
     if settings.tuning not in TUNINGS:
         raise InvalidSetting("tuning", f"unknown tuning {settings.tuning!r}; choose from {', '.join(TUNINGS)}")
     registered("tuning", lambda t: resolve_tuning(settings.recipe, t))(settings.tuning)
@@ -93,8 +92,7 @@ def check_settings(settings) -> None:
             raise InvalidSetting("signals", f"unknown signal mode {value!r}; choose from {', '.join(SIGNAL_MODES)}")
 
     _list("signals", settings.signals, signal)
-    if settings.split not in SPLITS:
-        raise InvalidSetting("split", f"must be one of {', '.join(SPLITS)}, not {settings.split!r}")
+    registered("split", get_splitter)(settings.split)
     _list("seeds", settings.seeds, _seed)
     _list("fractions", settings.fractions, _fraction)
     _at_least("n_folds", settings.n_folds, 2)

@@ -39,7 +39,7 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     """
     from linsig.confounding import run_warnings
     from linsig.experiment.driver import run_experiment
-    from linsig.experiment.executors import make_executor
+    from linsig.executors import make_executor
     from linsig.experiment.spec import load_experiment
     from linsig.report import write_report
 

@@ -106,7 +106,7 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
 
     ensure_output_dir(out_dir, "experiment folder")
     from linsig.experiment.driver import run_experiment
-    from linsig.experiment.executors import make_executor
+    from linsig.executors import make_executor
 
     # Worker processes train with one torch thread unless --threads says otherwise.
     threads = grid.get("threads") if _given(ctx, "threads") else None

@@ -9,7 +9,7 @@ import click
 from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS, FAMILIES
 from linsig.recipes import RECIPES, TUNINGS
-from linsig.splits import DEFAULT_FRACTIONS
+from linsig.splits import DEFAULT_FRACTIONS, SPLITTERS
 from linsig.validation import InvalidSetting
 
 # Settings fields whose option is not simply --field-name
@@ -57,7 +57,7 @@ def grid_options(f):
                      help="Comma-separated seeds (fold assignment, subsampling, initialisation)."),
         click.option("--fractions", default=",".join(map(str, DEFAULT_FRACTIONS)), show_default=True,
                      callback=csv_list(float), help="Training-set fractions for the learning curve."),
-        click.option("--split", type=click.Choice(["study", "sample"]), default="study", show_default=True,
+        click.option("--split", type=click.Choice(list(SPLITTERS)), default="study", show_default=True,
                      help="Group-wise (study/donor) or sample-wise stratified folds."),
         click.option("--signal", "signals", default="none", show_default=True, callback=csv_list(str),
                      help="Signal modes: none, removed (train/val each corrected with their own labels), "

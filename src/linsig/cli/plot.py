@@ -23,7 +23,8 @@ def plot(run_dir: Path, out_dir: Path | None, formats: str, jobs: int) -> None:
     One figure per dataset/task/split/pretraining with a panel per signal mode, plus binary-task
     grids, simulated-data panels and split/pretraining comparisons when the run has them.
     """
-    from linsig.plots import load_results, plot_run, usable_rows
+    from linsig.plots import plot_run
+    from linsig.results import load_results, usable_rows
 
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     if not fmts:

@@ -9,7 +9,7 @@ import click
 from linsig.cli.options import csv_list, grid_options, settings_errors_as_options
 from linsig.confounding import warnings_for as confounding_warnings
 from linsig.data.missing import MISSING_MODES
-from linsig.data.normalize import NORMALIZATIONS, check_method
+from linsig.data.normalize import NORMALIZATIONS, ContradictoryNormalization, check_method, resolve_normalization
 from linsig.evaluation import Settings, check_task, evaluate
 from linsig.models import parse_models
 from linsig.outputs import ensure_output_dir
@@ -82,10 +82,11 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
         settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
                                          batch_size, patience, device, lr, weight_decay, threads, recipe)
     check_permutations(permutations, settings.signals)
-    if no_scale and normalize not in (None, "none"):
-        raise click.UsageError(f"--no-scale contradicts --normalize {normalize}")
-    normalize = normalize or ("none" if no_scale else "minmax")
     zscore_group = normalize_group(group, preset) if normalize == "study-zscore" else None
+    try:  # one validated method from here on
+        normalize = resolve_normalization(normalize, scale=not no_scale)
+    except ContradictoryNormalization as exc:
+        raise click.UsageError(f"--no-scale contradicts --normalize {exc.normalize}") from None
     check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
     ensure_output_dir(out_dir)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
@@ -93,7 +94,7 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
-    if settings.split == "study" and any(task.group_key is None for task in tasks):
+    if settings.splitter.grouped and any(task.group_key is None for task in tasks):
         # A silent sample-wise split would inflate accuracy (paper S2); say so, as it may be intended.
         click.echo("warning: no --group, so every sample is its own group and the 'study'-wise folds are "
                    "sample-wise; give --group COLUMN (study, donor, batch) unless the samples are independent",

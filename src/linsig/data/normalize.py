@@ -34,6 +34,44 @@ def check_method(method: str, group: str | None = None) -> str:
     return method
 
 
+class ContradictoryNormalization(LinsigInputError):
+    """``scale = false`` (``--no-scale``) given with a normalisation other than ``none``."""
+
+    def __init__(self, normalize: str):
+        super().__init__(f"scale = false contradicts normalize = {normalize!r}")
+        self.normalize = normalize
+
+
+def resolve_normalization(normalize: str | None, scale: bool = True) -> str:
+    """The one normalisation a run uses, from ``normalize`` and the older switch ``scale``.
+
+    Called once, at the edge (``linsig run``'s options, an experiment file's dataset table); below
+    it only the validated method travels. ``None`` means the paper's ``minmax`` (``none`` when
+    ``scale`` is false). The group ``study-zscore`` needs is checked where it is known
+    (:func:`check_method` with the ``--group`` column; an experiment's tasks).
+    """
+    if normalize is not None and normalize not in NORMALIZATIONS:
+        raise LinsigInputError(f"normalisation must be one of {', '.join(NORMALIZATIONS)}, not {normalize!r}")
+    if normalize not in (None, "none") and scale is False:
+        raise ContradictoryNormalization(normalize)
+    return normalize or ("minmax" if scale else "none")
+
+
+def normalization_key(method: str) -> dict:
+    """How an experiment unit's key records the normalisation: ``scale`` for the paper's two
+    methods (the only switch before ``normalize`` existed, so old keys stay valid), ``normalize``
+    for the others."""
+    key = {"scale": method != "none"}
+    if method not in ("minmax", "none"):
+        key["normalize"] = method
+    return key
+
+
+def normalization_from_key(key: dict) -> str:
+    """The method a unit key records (:func:`normalization_key` read back)."""
+    return key.get("normalize") or ("minmax" if key.get("scale", True) else "none")
+
+
 def group_codes(groups, source: str = "dataset", group: str = "group") -> np.ndarray:
     """Integer codes of the groups; every group needs two samples to have a spread."""
     values = pd.Series(np.asarray(groups, dtype=object))
@@ -86,13 +124,22 @@ def study_zscore(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def normalize(X: np.ndarray, method: str, groups: np.ndarray | None = None) -> np.ndarray:
-    """The normalised float32 matrix (a new array); ``groups`` are needed for ``study-zscore``."""
-    check_method(method, "groups" if groups is not None else None)
+    """The normalised float32 matrix (a new array) for a validated ``method``; ``groups`` are
+    needed for ``study-zscore``."""
     if method == "minmax":
         return minmax(X)
     if method == "study-zscore":
         return study_zscore(X, np.asarray(groups))
     return np.array(X, dtype=np.float32, copy=True)
+
+
+def scaled_variance(variance: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """The variance each gene would have after 0–1 scaling, from its variance and its span
+    (max − min); 0 for constant genes (scikit-learn's MinMaxScaler maps them to 0 too) and for
+    genes without a variance (NaN: all missing, or one sample)."""
+    span = np.array(span, dtype=np.float64, copy=True)
+    span[~(span > 0)] = 1.0
+    return np.nan_to_num(variance / span**2, nan=0.0)
 
 
 def _scaled_variance(X: np.ndarray) -> np.ndarray:
@@ -102,8 +149,7 @@ def _scaled_variance(X: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)
         span = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
         var = np.nanvar(X, axis=0, ddof=1)
-    span[~(span > 0)] = 1.0
-    return np.nan_to_num(var / span**2, nan=0.0)
+    return scaled_variance(var, span)
 
 
 def selection_variance(X: np.ndarray, method: str, groups: np.ndarray | None = None) -> np.ndarray:

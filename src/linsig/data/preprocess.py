@@ -18,7 +18,7 @@ import numpy as np
 
 from linsig.data.io import dense_matrix
 from linsig.data.missing import handle_missing, has_missing
-from linsig.data.normalize import check_method, group_codes, selection_variance
+from linsig.data.normalize import check_method, group_codes, scaled_variance, selection_variance
 from linsig.data.normalize import normalize as normalize_matrix
 from linsig.errors import LinsigInputError
 
@@ -82,9 +82,7 @@ class GeneStats:
 
     def scaled_variance(self) -> np.ndarray:
         """Variance (ddof=1) each gene would have after 0–1 scaling; 0 for constant genes."""
-        span = self.scale_span()
-        var = self.m2 / max(self.n - 1, 1)
-        return var / span**2
+        return scaled_variance(self.m2 / max(self.n - 1, 1), self.maximum - self.minimum)
 
     def scale_span(self) -> np.ndarray:
         span = self.maximum - self.minimum
@@ -121,18 +119,18 @@ def top_genes(score: np.ndarray, n_top: int) -> np.ndarray:
     return np.sort(order[:n_top])
 
 
-def preprocess(adata: ad.AnnData, n_top_genes: int | None = 5000, scale: bool = True,
-               normalize: str | None = None, group: str | None = None, missing: str = "error") -> ad.AnnData:
+def preprocess(adata: ad.AnnData, n_top_genes: int | None = 5000, normalize: str = "minmax",
+               group: str | None = None, missing: str = "error") -> ad.AnnData:
     """Missing values, then normalisation, then the ``n_top_genes`` most variable genes.
 
-    ``normalize`` is ``minmax`` (the paper's 0–1 scaling; the default, or ``none`` when
-    ``scale=False``), ``study-zscore`` (each gene standardised within each group of the ``obs``
-    column ``group``) or ``none``; see :mod:`linsig.data.normalize`. ``missing`` is ``error``,
+    ``normalize`` is ``minmax`` (the paper's 0–1 scaling; the default), ``study-zscore`` (each
+    gene standardised within each group of the ``obs`` column ``group``) or ``none``; see
+    :mod:`linsig.data.normalize`. ``missing`` is ``error``,
     ``drop-genes`` or ``impute`` (NaN kept, filled per fold from training samples); see
     :mod:`linsig.data.missing`. No step uses the labels. Returns a new AnnData (float32); ``None``
     keeps all genes. What was done goes to ``uns["linsig"]["preprocessing"]``.
     """
-    method = check_method(normalize or ("minmax" if scale else "none"), group)
+    method = check_method(normalize, group)  # the Python API's edge: the CLI and experiment files resolved theirs
     source = adata.uns.get("linsig", {}).get("source", "the dataset")
     groups = None
     if method == "study-zscore":

@@ -18,7 +18,6 @@ Signal removal corrects each of the three sets with its own labels (``removed``)
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import time
 
@@ -35,22 +34,20 @@ FOLD = 0  # a repetition has one (training, validation) split: fold 0
 
 def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, proportions=(0.4, 0.4, 0.2)) -> list[dict]:
     """Rows of one repetition: for every signal and fraction, the scratch and the pretrained copy."""
-    study = settings.split == "study"
-    groups = task.groups if study else np.arange(task.n_samples)
+    fit_groups = settings.splitter.groups_for(task.groups)  # what early stopping must keep whole
+    groups = np.arange(task.n_samples) if fit_groups is None else fit_groups
     pre, train, val = three_way_split(groups, proportions, seed)
     # only models with a warm start (the networks) continue from pretrained weights: a convex
     # optimum does not depend on where its solver starts, and the others refit from scratch
     can_pretrain = "warm_start" in make_estimator(model, settings, seed, task.n_classes).get_params()
     # The scratch copy: the standard unit on a single fold (training set → validation set).
-    single = dataclasses.replace(task, _cache={})
-    single._cache[("folds", settings.split, settings.n_folds, seed)] = [(train, val)]
-    scratch_rows = run_unit(single, Unit(model, seed, FOLD), settings)
+    scratch_rows = run_unit(task, Unit(model, seed, FOLD), settings, folds=[(train, val)])
     subsets = splits.subsample(train, settings.fractions, seed, FOLD)
     y, g = task.y, task.groups
     out = []
     for signal in settings.signals:
         # filled from the training set's means, like the scratch copy: both copies see the same validation data
-        X = removed_full(single) if signal == "removed_full" else impute_from_rows(task.X, train)
+        X = removed_full(task) if signal == "removed_full" else impute_from_rows(task.X, train)
         X_va = correct(signal, X[val], y[val], g[val]) if any(
             r["signal"] == signal and r["status"] == "ok" for r in scratch_rows) else None
         pretrained = None
@@ -73,9 +70,9 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
                 pretrained = make_estimator(model, settings, seed, task.n_classes, **json.loads(row["params"]),
                                             warm_start=True)
                 X_pre = correct(signal, X[pre], y[pre], g[pre])
-                pretrained.fit(X_pre, y[pre], groups=g[pre] if study else None)
+                pretrained.fit(X_pre, y[pre], groups=None if fit_groups is None else g[pre])
             start = time.perf_counter()
-            tuned = copy.deepcopy(pretrained).fit(X_tr, y[idx], groups=g[idx] if study else None)
+            tuned = copy.deepcopy(pretrained).fit(X_tr, y[idx], groups=None if fit_groups is None else g[idx])
             twin["fit_seconds"] = time.perf_counter() - start
             twin.update(score(tuned, X_va, y[val]))
     return out

@@ -333,18 +333,21 @@ def _preprocessing(table: dict, source: dict, where: str, origin: str) -> None:
     """``normalize``, ``missing`` and ``na_values`` of a file dataset; only non-defaults enter the source
     (unit keys stay put)."""
     from linsig.data.missing import MISSING_MODES
-    from linsig.data.normalize import NORMALIZATIONS
+    from linsig.data.normalize import (
+        NORMALIZATIONS,
+        ContradictoryNormalization,
+        normalization_key,
+        resolve_normalization,
+    )
 
     normalize = table.get("normalize")
-    if normalize is not None:
-        if normalize not in NORMALIZATIONS:
-            _fail(origin, f"{where}.normalize", f"must be one of {', '.join(NORMALIZATIONS)}, not {normalize!r}")
-        if normalize != "none" and table.get("scale") is False:
-            _fail(origin, f"{where}.scale", f"scale = false contradicts normalize = {normalize!r}")
-        if normalize == "none":
-            source["scale"] = False
-        elif normalize != "minmax":
-            source["normalize"] = normalize
+    try:  # the group study-zscore needs is checked with the tasks (_normalize_group)
+        method = resolve_normalization(normalize, table.get("scale", True))
+    except ContradictoryNormalization as exc:
+        _fail(origin, f"{where}.scale", str(exc))
+    except LinsigInputError:
+        _fail(origin, f"{where}.normalize", f"must be one of {', '.join(NORMALIZATIONS)}, not {normalize!r}")
+    source.update(normalization_key(method))
     missing = table.get("missing", "error")
     if missing not in MISSING_MODES:
         _fail(origin, f"{where}.missing", f"must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
@@ -414,10 +417,8 @@ def _dataset(key: str, table, origin: str, base: Path, default_tasks, check: boo
             source["orientation"] = orientation
         n_top = table.get("n_top_genes", 5000)
         source["n_top_genes"] = None if n_top in (None, 0) else _convert(n_top, int, f"{where}.n_top_genes", origin)
-        scale = table.get("scale", True)
-        if not isinstance(scale, bool):
-            _fail(origin, f"{where}.scale", f"expected true or false, got {scale!r}")
-        source["scale"] = scale
+        if not isinstance(table.get("scale", True), bool):
+            _fail(origin, f"{where}.scale", f"expected true or false, got {table['scale']!r}")
         _preprocessing(table, source, where, origin)
         if check:
             source["fingerprint"] = {

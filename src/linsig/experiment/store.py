@@ -37,9 +37,8 @@ import pyarrow.parquet as pq
 
 from linsig import __version__
 from linsig.errors import LinsigInputError
-from linsig.evaluation import results_frame
 from linsig.outputs import atomic_write_bytes
-from linsig.results import write_run
+from linsig.results import results_frame, write_run
 from linsig.system import pid_alive
 
 UNITS_DIR = "units"

@@ -31,8 +31,7 @@ from linsig.evaluation import Settings, Unit, check_task, run_unit
 from linsig.experiment.spec import Experiment
 from linsig.permutation import permutation_settings, permuted_task, tag
 from linsig.tasks import PRESETS as TASK_PRESETS
-from linsig.recipes import STRONG_REVISION
-from linsig.tuning import nothing_to_choose, search_plan
+from linsig.system import set_threads
 
 
 def canonical_json(obj) -> str:
@@ -70,8 +69,7 @@ class WorkUnit:
         }
         if self.permutation:  # only then: the keys of real-label units stay what they were
             spec["permutation"] = self.permutation
-        if self.settings.recipe == "strong":  # a change to how the strong recipe trains recomputes its units
-            spec["recipe_revision"] = STRONG_REVISION
+        spec.update(self.settings.training.unit_key())  # a change to how a recipe trains recomputes its units
         return spec
 
     @cached_property
@@ -81,6 +79,10 @@ class WorkUnit:
     @property
     def device(self) -> str:
         return self.settings.device
+
+    def __call__(self, threads: int | None = None) -> dict:
+        """The executors' job protocol (:mod:`linsig.executors`): compute this unit."""
+        return compute_unit(self, threads)
 
     def describe(self) -> str:
         task = self.task.get("preset") or self.task.get("label")
@@ -127,20 +129,12 @@ def expand(experiment: Experiment) -> list[WorkUnit]:
 
 
 def tuning_plan(settings: Settings, model: str) -> tuple[int, int, int]:
-    """``(candidates, inner folds, searches)`` of one unit's tuning.
-
-    The paper recipe searches once per unit, the strong recipe once per signal mode. A candidate
-    that scores a whole path (the penalty path of ``logreg``, every epoch of a network run) counts once.
-    """
+    """``(candidates, inner folds, searches)`` of one unit's tuning (:meth:`linsig.recipes.Recipe.search_cost`)."""
     from linsig.models import make_model
 
-    estimator = make_model(model, settings.recipe)  # no device: a dry run may plan GPU work on a CPU host
-    plan, folds = search_plan(estimator, settings.recipe, settings.tuning, 0)
-    if nothing_to_choose(estimator, settings.recipe, plan):
-        return 0, folds, 0
-    axis = getattr(estimator, "path_axis", None)
-    paths = {json.dumps({k: v for k, v in p.items() if k != axis}, sort_keys=True) for p in plan}
-    return (len(paths) if plan else 0), folds, (1 if settings.recipe == "paper" else len(settings.signals))
+    recipe = settings.training
+    estimator = make_model(model, recipe)  # no device: a dry run may plan GPU work on a CPU host
+    return recipe.search_cost(estimator, settings.tuning, len(settings.signals))
 
 
 def tuning_fits(settings: Settings, model: str) -> int:
@@ -149,11 +143,10 @@ def tuning_fits(settings: Settings, model: str) -> int:
 
 
 def reference_fits(settings: Settings, model: str) -> int:
-    """Fits of the converged ``logreg`` a paper-recipe linear unit adds (the under-training check)."""
-    from linsig.models import is_linear
-    from linsig.tuning import STRONG_INNER_FOLDS
+    """Fits of the converged ``logreg`` a unit adds when its recipe checks under-training."""
+    from linsig.recipes import STRONG_INNER_FOLDS
 
-    if settings.recipe != "paper" or not is_linear(model) or (model != "logreg" and "logreg" in settings.models):
+    if not settings.training.checks_undertraining(model, settings.models):
         return 0
     return len(settings.signals) * (len(settings.fractions) + STRONG_INNER_FOLDS)
 
@@ -188,11 +181,12 @@ def load_adata(source: dict):
                          seed=source.get("seed", 0))
         # The same 0–1 scaling `linsig run` applies to a simulated .h5ad, all features kept.
         return preprocess(adata, n_top_genes=None)
+    from linsig.data.normalize import normalization_from_key
     from linsig.runner import prepare_dataset
 
     return prepare_dataset(source["path"], source.get("metadata"), source.get("orientation", "auto"),
-                           n_top_genes=source.get("n_top_genes"), scale=source.get("scale", True),
-                           normalize=source.get("normalize"), group=source.get("normalize_group"),
+                           n_top_genes=source.get("n_top_genes"), normalize=normalization_from_key(source),
+                           group=source.get("normalize_group"),
                            missing=source.get("missing", "error"), na_values=source.get("na_values"))
 
 
@@ -213,14 +207,6 @@ def load_tasks(source: dict, task: dict) -> list:
                 t.dataset = source["name"]
         _CACHE["tasks"][tkey] = tasks
     return _CACHE["tasks"][tkey]
-
-
-def set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 def compute_unit(unit: WorkUnit, threads: int | None = None) -> dict:

@@ -34,10 +34,18 @@ class ModelFamily:
     paper: str | None  # "module:Class" of the paper recipe's estimator (None: not in the paper)
     description: str
 
-    def estimator_class(self, recipe: str) -> type:
-        path = self.paper if recipe == "paper" else self.strong
+    @property
+    def estimators(self) -> dict[str, str | None]:
+        """The estimator classes of this family, by the estimator set a recipe trains."""
+        return {"strong": self.strong, "paper": self.paper}
+
+    def estimator_class(self, estimators: str) -> type:
+        """The class of the estimator set ``estimators`` (a recipe's ``estimators``)."""
+        if estimators not in self.estimators:
+            raise LinsigInputError(f"no estimator set {estimators!r}; choose one of {', '.join(self.estimators)}")
+        path = self.estimators[estimators]
         if path is None:
-            raise LinsigInputError(f"model {self.name!r} has no paper recipe (the paper did not use it); "
+            raise LinsigInputError(f"model {self.name!r} has no {estimators} recipe (the paper did not use it); "
                                    "use --recipe strong")
         module, _, cls = path.partition(":")
         return getattr(importlib.import_module(module), cls)
@@ -70,18 +78,25 @@ def get_family(name: str) -> ModelFamily:
     return FAMILIES[name]
 
 
+def model_order(models) -> list[str]:
+    """The paper's models first (logreg, svm, mlp3, mlp5), then any others by name."""
+    models = set(models)
+    return [m for m in DEFAULT_MODELS if m in models] + sorted(models - set(DEFAULT_MODELS))
+
+
 def is_linear(name: str) -> bool:
     """Linear models are the baseline; every other model counts as non-linear in the verdict."""
     return name in LINEAR_MODELS
 
 
-def make_model(name: str, recipe: str = "strong", **params):
+def make_model(name: str, recipe="strong", **params):
     """Instantiate a registered model for a recipe; parameters the estimator does not take are dropped.
 
-    Dropping lets one call site pass the run's whole training setup (epochs, device, threads, …)
-    to every model, each taking what it uses.
+    ``recipe``: a :class:`linsig.recipes.Recipe`, or the name of an estimator set (``"strong"``,
+    ``"paper"``: the built-in recipes' own). Dropping lets one call site pass the run's whole
+    training setup (epochs, device, threads, …) to every model, each taking what it uses.
     """
-    cls = get_family(name).estimator_class(recipe)
+    cls = get_family(name).estimator_class(getattr(recipe, "estimators", recipe))
     accepted = cls().get_params()
     return cls(**{k: v for k, v in params.items() if k in accepted})
 
@@ -96,5 +111,5 @@ def parse_models(spec: str | list[str]) -> list[str]:
 
 
 __all__ = ["FAMILIES", "MODELS", "LINEAR_MODELS", "PAPER_MODELS", "DEFAULT_MODELS", "ModelFamily", "get_family",
-           "is_linear", "make_model", "parse_models", "TorchClassifier", "LogisticRegressionClassifier",
+           "is_linear", "model_order", "make_model", "parse_models", "TorchClassifier", "LogisticRegressionClassifier",
            "LinearSVMClassifier", "MLP3Classifier", "MLP5Classifier"]

@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from linsig import splits
+from linsig.models.base import full_label_set
 from linsig.models.networks import build_network
 from linsig.models.torch_model import TorchModel
 from linsig.training import TrainConfig, TrainResult, mean_loss, resolve_device, train
@@ -94,12 +95,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float32, reset=not (self.warm_start and hasattr(self, "module_")))
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "module_")):
-            labels = np.unique(y) if self.classes is None else np.asarray(self.classes)
-            if self.classes is not None:
-                unknown = np.setdiff1d(np.unique(y), labels)
-                if unknown.size:
-                    raise ValueError(f"labels {list(unknown)} are not in classes={list(labels)}")
-            self.classes_ = labels
+            self.classes_ = full_label_set(self, y)
             self.device_ = resolve_device(self.device)
             torch.manual_seed(int(self.random_state or 0))
             self.module_ = build_network(self.architecture, X.shape[1], len(self.classes_), self.dropout).to(self.device_)
