@@ -56,6 +56,7 @@ from linsig.plots import (
     usable_rows,
 )
 from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE
+from linsig.validation import check_bound
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
     ALPHA,
     BEAT,
@@ -289,6 +290,7 @@ def _lines_across(across: dict) -> list[str]:
 
 def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdict:
     """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md)."""
+    check_bound("rope", rope)
     df = load_results(df)
     comp = compare_models(df, rope=rope, alpha=alpha)
     sig = nonlinear_signal_test(df, rope=rope, alpha=alpha)
@@ -752,6 +754,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     the results table is missing or empty, or when ``out`` is not an ``.html`` path or is one of
     the report's inputs.
     """
+    check_bound("rope", rope)  # NaN would pass a plain range check and print "P(excess > nan)"
     run_dir = Path(run_dir)
     results_path = run_dir if run_dir.suffix == ".parquet" else run_dir / RESULTS_FILE
     run_dir = results_path.parent

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from linsig.cli.options import csv_list
+from linsig.cli.options import Bounded, csv_list, settings_errors_as_options
+from linsig.validation import check_bound
 from linsig.outputs import ensure_output_dir
 from linsig.system import available_cores
 
@@ -16,10 +17,10 @@ from linsig.system import available_cores
 @click.command("demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("linsig-demo"),
               show_default=True, help="Output directory (an interrupted demo resumes where it stopped).")
-@click.option("--jobs", type=click.IntRange(1), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
+@click.option("--jobs", type=Bounded("jobs"), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
               help="Worker processes (one torch thread each).")
 @click.option("--seeds", default=None, callback=csv_list(int), help="Comma-separated seeds (default: 0).")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
+@click.option("--epochs", type=Bounded("max_epochs"), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(out_dir, jobs, seeds, epochs, device, quiet):
@@ -44,6 +45,9 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     from linsig.report import write_report
 
     start = time.perf_counter()
+    with settings_errors_as_options():  # named as the options they are, not as keys of the demo's preset
+        for seed in seeds or ():
+            check_bound("seeds", seed)
     overrides = {}
     if seeds:
         overrides["settings.seeds"] = list(seeds)

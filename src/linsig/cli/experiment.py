@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import grid_options
+from linsig.cli.options import Bounded, grid_options
 
 # grid_options parameter -> settings key of an experiment file
 _GRID_KEYS = {"models": "models", "recipe": "recipe", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
@@ -73,11 +73,11 @@ def _dry_run(exp) -> None:
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override the file: a dotted key (settings.epochs=3, data.gtex=/path/gtex.h5ad) or a "
                    "variable used as ${NAME} (GTEX_H5AD=/path). Repeatable.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--jobs", "-j", type=Bounded("jobs"), default=1, show_default=True,
               help="Local worker processes (1: run in this process).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run on an existing Dask cluster.")
-@click.option("--dask-local", type=click.IntRange(1), metavar="N", help="Start a Dask LocalCluster of N worker processes.")
-@click.option("--lock-timeout", type=click.FloatRange(1), default=300.0, show_default=True,
+@click.option("--dask-local", type=Bounded("jobs"), metavar="N", help="Start a Dask LocalCluster of N worker processes.")
+@click.option("--lock-timeout", type=Bounded("lock_timeout"), default=300.0, show_default=True,
               help="Seconds without a heartbeat after which another runner's claim on a unit is stale.")
 @click.option("--dry-run", is_flag=True, help="Print the number of units and trainings; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -127,7 +127,7 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
 @experiment.command("status")
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--combine", is_flag=True, help="Also rebuild results.parquet and summary.json from the unit files.")
-@click.option("--lock-timeout", type=click.FloatRange(1), default=300.0, show_default=True,
+@click.option("--lock-timeout", type=Bounded("lock_timeout"), default=300.0, show_default=True,
               help="Seconds without a heartbeat after which a claim counts as stale (pending).")
 def status(out_dir, combine, lock_timeout):
     """Counts of done/failed/running/pending units in OUT_DIR, and the failed units' errors."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from linsig.cli.options import Bounded
 from linsig.system import available_cores
 
 
@@ -13,9 +14,9 @@ from linsig.system import available_cores
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="HTML file to write [default: RUN_DIR/report.html].")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=available_cores, show_default="all cores",
+@click.option("-j", "--jobs", type=Bounded("jobs"), default=available_cores, show_default="all cores",
               help="Processes for drawing figures that are missing. Rendering is matplotlib's, one figure per process at a time.")
-@click.option("--rope", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+@click.option("--rope", type=Bounded("rope"), default=0.01, show_default=True,
               help="Region of practical equivalence, in balanced accuracy: differences within ±ROPE count as "
                    "practically none (Bayesian probabilities) and a claim needs a difference beyond it.")
 def report(run_dir: Path, out: Path | None, jobs: int, rope: float) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import csv_list, grid_options, settings_errors_as_options
+from linsig.cli.options import Bounded, csv_list, grid_options, settings_errors_as_options
 from linsig.confounding import warnings_for as confounding_warnings
 from linsig.data.missing import MISSING_MODES
 from linsig.data.normalize import NORMALIZATIONS, check_method
@@ -57,12 +57,12 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "samples, inside every fold) or drop-genes (remove genes with any missing value).")
 @click.option("--no-scale", is_flag=True, help="Do not 0–1 scale each gene (= --normalize none).")
 @grid_options
-@click.option("--permutations", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--permutations", type=Bounded("permutations"), default=0, show_default=True,
               help="Also rerun the grid with linear signal removed on N label permutations (within groups) "
                    "for an exact test of signal after removal; needs --signal …,removed. Costs N × that grid.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
-@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+@click.option("-j", "--jobs", type=Bounded("jobs"), default=1, show_default=True,
               help="Compute units (model × seed × fold, and their label permutations) in this many processes, each with "
                    "--threads threads; "
                    "the results are the same as with one.")
