@@ -35,12 +35,15 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def write_run(out_dir: str | Path, results: pd.DataFrame, tasks: list[dict], config: dict) -> Path:
     """Write ``results.parquet`` and ``summary.json`` into ``out_dir``; return the results path."""
+    from linsig.run_guard import retire_derived
+
     out_dir = Path(out_dir)
     table = parquet_bytes(results)
     summary = {"linsig_version": __version__, RESULTS_HASH: hashlib.sha256(table).hexdigest(), "tasks": tasks,
                "config": config}
     write_set([(out_dir / RESULTS_FILE, table),
                (out_dir / SUMMARY_FILE, json.dumps(summary, indent=2, default=str).encode())])
+    retire_derived(out_dir, summary[RESULTS_HASH])  # a report of the old results must not stay beside the new
     return out_dir / RESULTS_FILE
 
 

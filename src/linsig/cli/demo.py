@@ -23,7 +23,8 @@ from linsig.system import available_cores
 @click.option("--epochs", type=Bounded("max_epochs"), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def demo(out_dir, jobs, seeds, epochs, device, quiet):
+@click.option("--force", is_flag=True, help="Run even if --out holds the results of `linsig run` (they are replaced).")
+def demo(out_dir, jobs, seeds, epochs, device, quiet, force):
     """Run linsig's main job on embedded data and write results, figures and a report.
 
     Three datasets; the linear models (logreg, svm), the paper's three-layer network (mlp3) and the
@@ -38,7 +39,9 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     experiment `demo` (`linsig experiment show demo`). Writes OUT/results.parquet, OUT/figures/
     and OUT/report.html.
     """
+    from linsig.cli.experiment import experiment_inputs
     from linsig.confounding import run_warnings
+    from linsig.run_guard import guard_outputs
     from linsig.experiment.driver import run_experiment
     from linsig.experiment.executors import make_executor
     from linsig.experiment.spec import load_experiment
@@ -56,6 +59,7 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     if device:
         overrides["settings.device"] = device
     experiment = load_experiment("demo", overrides)
+    guard_outputs(out_dir, "experiment", experiment_inputs(experiment), force=force)
     ensure_output_dir(out_dir)
     report = run_experiment(experiment, out_dir, make_executor(jobs), progress=not quiet)
     if report.failed:

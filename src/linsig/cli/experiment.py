@@ -40,6 +40,11 @@ def _overrides(ctx: click.Context, assignments) -> dict:
     return out
 
 
+def experiment_inputs(exp) -> list[str]:
+    """The files an experiment reads: its own file and every dataset's data and metadata."""
+    return [exp.origin] + [ds.source[k] for ds in exp.datasets for k in ("path", "metadata") if k in ds.source]
+
+
 def _dry_run(exp) -> None:
     from linsig.experiment.units import canonical_json, expand, trainings, tuning_plan
 
@@ -81,9 +86,11 @@ def _dry_run(exp) -> None:
               help="Seconds without a heartbeat after which another runner's claim on a unit is stale.")
 @click.option("--dry-run", is_flag=True, help="Print the number of units and trainings; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True,
+              help="Run even if --out holds the results of `linsig run` (they are replaced); never over an input file.")
 @grid_options
 @click.pass_context
-def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_timeout, dry_run, quiet, **grid):
+def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_timeout, dry_run, quiet, force, **grid):
     """Run the experiment SOURCE (a .toml/.yaml file or a preset name from `linsig experiment list`).
 
     Finished units are skipped, so an interrupted run continues where it stopped; several runners
@@ -103,7 +110,9 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
         raise click.UsageError("give --out DIR (or --dry-run)")
     from linsig.confounding import run_warnings
     from linsig.outputs import ensure_output_dir
+    from linsig.run_guard import guard_outputs
 
+    guard_outputs(out_dir, "experiment", experiment_inputs(exp), force=force)  # before any work
     ensure_output_dir(out_dir, "experiment folder")
     from linsig.experiment.driver import run_experiment
     from linsig.experiment.executors import make_executor

@@ -15,6 +15,7 @@ from linsig.models import parse_models
 from linsig.outputs import ensure_output_dir
 from linsig.permutation import check_permutations, evaluate_permutations, with_permutations
 from linsig.results import write_run
+from linsig.run_guard import guard_outputs, take_over
 from linsig.runner import build_tasks, normalize_group, prepare_dataset
 from linsig.tasks import PRESETS
 
@@ -67,9 +68,11 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "--threads threads; "
                    "the results are the same as with one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True,
+              help="Replace what OUT holds (an experiment, or another run's results); never an input file.")
 def run(data_path, metadata, orientation, na_values, label, group, classes, min_groups, pairwise_top, preset,
         n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet):
+        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet, force):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
@@ -87,6 +90,12 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     normalize = normalize or ("none" if no_scale else "minmax")
     zscore_group = normalize_group(group, preset) if normalize == "study-zscore" else None
     check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
+    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
+              "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
+              "permutations": permutations, "metadata": None if metadata is None else str(metadata),
+              "orientation": orientation, "classes": list(classes) if classes else None, "min_groups": min_groups,
+              "pairwise_top": pairwise_top, "n_top_genes": n_top_genes}
+    guard_outputs(out_dir, "run", [data_path, metadata], config, force=force)  # before any work (linsig.run_guard)
     ensure_output_dir(out_dir)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
                             group=zscore_group, missing=missing, na_values=na_values)
@@ -104,10 +113,9 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     results = evaluate(tasks, settings, progress=not quiet, jobs=jobs)
     if permutations:
         results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet, jobs=jobs))
-    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
-              "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
-              "permutations": permutations,
-              "preprocessing": adata.uns.get("linsig", {}).get("preprocessing")}
+    config["preprocessing"] = adata.uns.get("linsig", {}).get("preprocessing")
+    if force:
+        take_over(out_dir, "run")
     path = write_run(out_dir, results, summaries, config)
     ok = (results["status"] == "ok").sum()
     extra = f", {int((results['permutation'] > 0).sum())} of them on permuted labels" if permutations else ""
