@@ -314,8 +314,10 @@ def _tasks(value, where: str, origin: str) -> tuple[dict, ...]:
 
 
 def _fingerprint(path: Path) -> dict:
-    st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """What a unit key knows of a data file: its content (SHA-256, cached), never its mtime."""
+    from linsig.data.identity import content_fingerprint
+
+    return content_fingerprint(path)
 
 
 def _file(value, where: str, origin: str, base: Path, check: bool) -> str:

@@ -84,7 +84,7 @@ def _differences(old: dict, new: dict) -> list[str]:
     for name, source in (new.get("sources") or {}).items():
         before = (old.get("sources") or {}).get(name)
         if before is not None and before.get("fingerprint") != source.get("fingerprint"):
-            out.append(f"data.{name}: the file changed since (size or modification time)")
+            out.append(f"data.{name}: the file's content changed since (SHA-256)")
     return out
 
 
