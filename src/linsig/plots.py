@@ -50,7 +50,7 @@ from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS as BASE_MODELS
 from linsig.models import LINEAR_MODELS
 from linsig.outputs import atomic_write_bytes, file_sha256
-from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes
+from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes, validate_results
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def load_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise LinsigInputError(f"{name}: results table lacks column(s) {', '.join(missing)}")
-    return _fill_defaults(df)
+    return _fill_defaults(validate_results(df, name))  # ranges and types, naming the column (linsig.results)
 
 
 def _scored(df: pd.DataFrame) -> pd.Series:

@@ -12,6 +12,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from linsig import __version__
@@ -47,6 +48,80 @@ def write_run(out_dir: str | Path, results: pd.DataFrame, tasks: list[dict], con
     return out_dir / RESULTS_FILE
 
 
+#: Columns holding a proportion in [0, 1] (NaN only where noted in :func:`validate_results`).
+_PROPORTIONS = ("balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
+                "reference_balanced_accuracy")
+#: Columns holding a count or index (whole numbers ≥ 0).
+_COUNTS = ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "permutation",
+           "n_pretrain", "epochs_trained", "best_epoch")
+#: Columns holding text.
+_TEXT = ("dataset", "task", "model", "split", "signal", "pretraining", "status", "classes", "recipe", "tuning",
+         "skip_reason", "unit", "device", "params")
+
+
+def validate_results(df: pd.DataFrame, name: str = "results table") -> pd.DataFrame:
+    """Refuse a results table whose values linsig cannot have written, naming the column and row.
+
+    A results table is data from disk: a shared run folder may hold a tampered or damaged one
+    (balanced accuracy 1.7, −3, 1e9, NaN on a trained row, text where numbers belong). Every
+    reader calls this before computing a verdict, so such a table is an error that names what is
+    wrong rather than a report built on it or a bare ``ValueError`` from deep inside the
+    statistics. Missing optional columns are not checked here (readers fill defaults).
+    """
+    trained = (df["status"].astype(str) == "ok") if "status" in df.columns else pd.Series(True, index=df.index)
+
+    def fail(column, row, problem):
+        raise LinsigInputError(f"{name}: column {column!r}, row {row}: {problem}; this table was not written "
+                               "by linsig as it is (edited or damaged): run again to rebuild it")
+
+    def numbers(column):
+        values = df[column]
+        if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+            # text (even text that reads as a number) or booleans: linsig writes numbers here
+            bad = values.map(lambda v: not (v is None or isinstance(v, (int, float, np.number))
+                                            and not isinstance(v, (bool, np.bool_))))
+            if bad.any():
+                row = bad.idxmax()
+                fail(column, row, f"{values[row]!r} is {type(values[row]).__name__}, not a number")
+        return values.astype(float)
+
+    for column in _PROPORTIONS:
+        if column not in df.columns:
+            continue
+        values = numbers(column)
+        bad = values.notna() & ~((values >= 0) & (values <= 1))  # ±inf and 1e9 too
+        if column == "balanced_accuracy":  # a trained row always has a score
+            bad |= trained & values.isna()
+        if bad.any():
+            row = bad.idxmax()
+            fail(column, row, f"{values[row]!r} is not a proportion in [0, 1]"
+                 + (" on a trained row" if pd.isna(values[row]) else ""))
+    for column in _COUNTS:
+        if column not in df.columns:
+            continue
+        values = numbers(column)
+        bad = values.notna() & ((values < 0) | (values != np.floor(values)) | ~np.isfinite(values))
+        if bad.any():
+            row = bad.idxmax()
+            fail(column, row, f"{values[row]!r} is not a whole number of at least 0")
+    if "train_fraction" in df.columns:
+        values = numbers("train_fraction")
+        bad = ~((values > 0) & (values <= 1))
+        if bad.any():
+            row = bad.idxmax()
+            fail("train_fraction", row, f"{values[row]!r} is not a fraction in (0, 1]")
+    for column in _TEXT:
+        if column not in df.columns:
+            continue
+        if pd.api.types.infer_dtype(df[column], skipna=True) in ("string", "empty"):
+            continue
+        bad = df[column].map(lambda v: not (isinstance(v, str) or v is None or (isinstance(v, float) and np.isnan(v))))
+        if bad.any():
+            row = bad.idxmax()
+            fail(column, row, f"{df[column][row]!r} is not text")
+    return df
+
+
 def read_results(run_dir: str | Path) -> pd.DataFrame:
     """Read ``results.parquet`` from a run directory (or the file itself)."""
     path = Path(run_dir)
@@ -60,7 +135,7 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
         raise LinsigInputError(f"{path}: not a readable results table ({exc})") from exc
     if df.empty:
         raise LinsigInputError(f"{path}: the results table is empty")
-    return df
+    return validate_results(df, str(path))
 
 
 def read_summary(run_dir: str | Path) -> dict:
