@@ -50,7 +50,7 @@ from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS as BASE_MODELS
 from linsig.models import LINEAR_MODELS
 from linsig.outputs import atomic_write_bytes, file_sha256
-from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes, validate_results
+from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes, read_summary, validate_results
 
 log = logging.getLogger(__name__)
 
@@ -181,18 +181,7 @@ def load_summary(run_dir: str | os.PathLike | None) -> dict | None:
     path = Path(run_dir)
     if path.is_file():
         path = path.parent
-    path = path / SUMMARY_FILE
-    if not path.exists():
-        return None
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LinsigInputError(f"{path}: cannot read the run summary: {exc}") from exc
-    if not describes(summary, path.parent / RESULTS_FILE):
-        # a re-run that failed between the two files: its summary must not label these results
-        log.warning("%s describes other results than %s; not using it", path, path.parent / RESULTS_FILE)
-        return None
-    return summary
+    return read_summary(path) or None  # one reader of summary.json (linsig.results)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ import pandas as pd
 from linsig import __version__
 from linsig.errors import LinsigInputError
 from linsig.outputs import atomic_write_bytes, file_sha256, write_set
+
+log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.parquet"
 SUMMARY_FILE = "summary.json"
@@ -138,13 +141,45 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
     return validate_results(df, str(path))
 
 
+def summary_problem(summary) -> str | None:
+    """What makes a parsed ``summary.json`` unusable (its shape), or ``None``."""
+    if not isinstance(summary, dict):
+        return f"a JSON {type(summary).__name__}, not an object"
+    tasks = summary.get("tasks", [])
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        return "'tasks' is not a list of objects"
+    if not isinstance(summary.get("config", {}), (dict, type(None))):
+        return "'config' is not an object"
+    if not isinstance(summary.get(RESULTS_HASH, ""), (str, type(None))):
+        return f"{RESULTS_HASH!r} is not text"
+    return None
+
+
 def read_summary(run_dir: str | Path) -> dict:
-    """``summary.json`` of a run directory; ``{}`` when missing or describing other results."""
+    """``summary.json`` of a run directory; ``{}`` when missing, unusable or describing other results.
+
+    The summary only describes the results (tasks, options): the results table is the run. So a
+    summary that cannot be used — truncated, not JSON, of the wrong shape — is treated as a
+    missing one, with a warning naming the file, the same way everywhere (report, plots,
+    confounding warnings), instead of one reader failing where another shrugs.
+    """
     path = Path(run_dir) / SUMMARY_FILE
     if not path.exists():
         return {}
-    summary = json.loads(path.read_text())
-    return summary if describes(summary, Path(run_dir) / RESULTS_FILE) else {}
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        log.warning("%s: not used, it cannot be read (%s)", path, exc)
+        return {}
+    problem = summary_problem(summary)
+    if problem:
+        log.warning("%s: not used, it is not a run summary (%s)", path, problem)
+        return {}
+    if not describes(summary, Path(run_dir) / RESULTS_FILE):
+        # a re-run that failed between the two files: its summary must not label these results
+        log.warning("%s describes other results than %s; not using it", path, Path(run_dir) / RESULTS_FILE)
+        return {}
+    return summary
 
 
 def describes(summary: dict, results_path: str | Path) -> bool:

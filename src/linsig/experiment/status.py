@@ -34,7 +34,7 @@ class Status:
 
 def experiment_status(out_dir, lock_timeout: float = 300.0) -> Status:
     store = UnitStore(out_dir, lock_timeout=lock_timeout)
-    manifest = store.read_manifest()
+    manifest = store.read_manifest(strict=True)
     if manifest is None:
         raise LinsigInputError(f"{Path(out_dir) / MANIFEST}: not an experiment directory (run `linsig experiment run` first)")
     status = Status(experiment=str(manifest.get("experiment", "")), total=len(manifest["units"]))
@@ -46,14 +46,14 @@ def experiment_status(out_dir, lock_timeout: float = 300.0) -> Status:
         lock = store.read_lock(key)
         if lock is not None and not store.is_stale(lock):
             status.running += 1
-            status.running_units.append({"key": key, "unit": entry["unit"],
+            status.running_units.append({"key": key, "unit": entry.get("unit", ""),
                                          "owner": f"pid {lock.get('pid')} on {lock.get('host')}"})
             continue
         meta = store.read_meta(key)
         if meta and meta.get("status") == "failed":
             status.failed += 1
             error = (meta.get("error") or "").strip().splitlines()
-            status.failures.append({"key": key, "unit": entry["unit"], "error": error[0] if error else ""})
+            status.failures.append({"key": key, "unit": entry.get("unit", ""), "error": error[0] if error else ""})
         else:
             status.pending += 1
     return status
