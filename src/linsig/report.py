@@ -55,7 +55,7 @@ from linsig.plots import (
     signal_order,
     usable_rows,
 )
-from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE
+from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, incomplete_message
 from linsig.validation import check_bound
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
     ALPHA,
@@ -613,6 +613,13 @@ model class reaches at least that far (a network can represent the linear model)
 optimiser's, not its class's (<code>--recipe strong</code> trains every model to its capacity).</p></div>"""
 
 
+def _incomplete_html(summary: dict | None, source: str) -> str:
+    message = incomplete_message(summary, source)
+    if message is None:
+        return ""
+    return f'<div class="verdict warn" id="incomplete"><div class=answer>{_e(message[0].upper() + message[1:])}.</div></div>'
+
+
 def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict, bytes]],
                 source: str = "", rope: float = ROPE, alpha: float = ALPHA,
                 result: Verdict | None = None) -> str:
@@ -688,6 +695,7 @@ compared with the task's better linear model by a two-sided Wilcoxon signed-rank
 {_e(__version__)} on {now} · <span id="load-status">figures not yet loaded</span></p>
 
 <h2>Verdict</h2>
+{_incomplete_html(summary, source)}
 <div class="verdict a" id="verdict-a"><div class=answer>(a) Do the non-linear models beat the
 linear baseline? <span class=words>{_e(v.answer_a)}</span>.</div><ul class=lines>{lines_a}</ul>
 {_comparison_table(v.comparison)}

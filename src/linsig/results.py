@@ -182,6 +182,31 @@ def read_summary(run_dir: str | Path) -> dict:
     return summary
 
 
+def missing_units(summary: dict | None) -> tuple[int, int] | None:
+    """``(missing, total)`` units of an experiment whose results lack some, from its summary; else ``None``.
+
+    An experiment's summary records how many units it has and how many finished units the table
+    was built from (``n_units``, ``n_units_done``): fewer means units failed, were deleted or
+    have not run yet, and every verdict drawn from the table is drawn from part of the grid.
+    """
+    config = (summary or {}).get("config") or {}
+    total, done = config.get("n_units"), config.get("n_units_done")
+    if isinstance(total, int) and isinstance(done, int) and 0 <= done < total:
+        return total - done, total
+    return None
+
+
+def incomplete_message(summary: dict | None, run_dir) -> str | None:
+    """The one sentence that says a run folder's results lack units (terminal and report alike)."""
+    gap = missing_units(summary)
+    if gap is None:
+        return None
+    missing, total = gap
+    return (f"incomplete run: {missing} of {total} units are missing from the results in {run_dir} (failed, deleted "
+            f"or not run yet); the verdicts use the {total - missing} present. Run `linsig experiment run` with the "
+            f"same file and --out again to compute them (`linsig experiment status` lists them)")
+
+
 def describes(summary: dict, results_path: str | Path) -> bool:
     """Whether ``summary`` was written with the results now at ``results_path``.
 

@@ -25,9 +25,14 @@ def report(run_dir: Path, out: Path | None, jobs: int, rope: float) -> None:
     models beat the linear baseline and (b) whether there is non-linear signal, with the
     statistics behind them (corrected t-tests, Bayesian probabilities, permutation and cross-task
     tests); those are also written as RUN_DIR/verdict.parquet."""
+    from linsig.plots import load_summary
     from linsig.report import write_report
+    from linsig.results import incomplete_message
 
     path, v = write_report(run_dir, out, jobs=jobs, rope=rope, with_verdict=True)
+    incomplete = incomplete_message(load_summary(run_dir), run_dir)
+    if incomplete:  # said where it is seen, not only inside the page's embedded options
+        click.echo(f"warning: {incomplete}", err=True)
     click.echo(f"(a) {v.answer_a}\n(b) {v.answer_b}")
     click.echo(f"Wrote {path}")
 
