@@ -12,3 +12,8 @@ class LinsigInputError(ValueError):
 
 class DownloadError(RuntimeError):
     """A remote file could not be fetched or failed verification."""
+
+
+class RunInterrupted(RuntimeError):
+    """A run stopped by something outside it (a lost cluster); the message says what was kept
+    and how to resume."""

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from linsig.cli.options import Bounded, csv_list, settings_errors_as_options
+from linsig.cli.options import Bounded, csv_list, on_interrupt, settings_errors_as_options
+from linsig.terminal import safe_text
 from linsig.validation import check_bound
 from linsig.outputs import ensure_output_dir
 from linsig.system import available_cores
@@ -61,13 +62,14 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet, force):
     experiment = load_experiment("demo", overrides)
     guard_outputs(out_dir, "experiment", experiment_inputs(experiment), force=force)
     ensure_output_dir(out_dir)
+    on_interrupt(f"finished units are kept in {out_dir}; run the same `linsig demo` command again to resume")
     report = run_experiment(experiment, out_dir, make_executor(jobs), progress=not quiet)
     if report.failed:
         for unit, error in report.failures:
-            click.echo(f"failed: {unit}: {error}", err=True)
+            click.echo(safe_text(f"failed: {unit}: {error}"), err=True)
         raise click.ClickException(f"{report.failed} of {report.total} units failed; rerun to retry them")
     for warning in run_warnings(out_dir):
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(safe_text(f"warning: {warning}"), err=True)
     html = write_report(out_dir)
     results = pd.read_parquet(out_dir / "results.parquet")
     minutes = (time.perf_counter() - start) / 60

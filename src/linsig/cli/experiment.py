@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import Bounded, grid_options
+from linsig.cli.options import Bounded, grid_options, on_interrupt
+from linsig.terminal import safe_text
 
 # grid_options parameter -> settings key of an experiment file
 _GRID_KEYS = {"models": "models", "recipe": "recipe", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
@@ -114,6 +115,8 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
 
     guard_outputs(out_dir, "experiment", experiment_inputs(exp), force=force)  # before any work
     ensure_output_dir(out_dir, "experiment folder")
+    on_interrupt(f"finished units are kept in {out_dir}; run the same `linsig experiment run` command again to "
+                 "resume (only the units that were in flight are computed again)")
     from linsig.experiment.driver import run_experiment
     from linsig.experiment.executors import make_executor
 
@@ -126,9 +129,9 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
     click.echo(f"{report.total} units: {report.done} done ({report.computed} computed now, {report.done_before} "
                f"before, {report.by_others} by other runners), {report.failed} failed; wrote {report.results}")
     for unit, error in report.failures[:20]:
-        click.echo(f"  failed: {unit}: {error}", err=True)
+        click.echo(safe_text(f"  failed: {unit}: {error}"), err=True)  # another runner's text, maybe
     for warning in run_warnings(out_dir):  # the confounding guard, counted by the workers before training
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(safe_text(f"warning: {warning}"), err=True)
     if report.failed:
         ctx.exit(1)
 

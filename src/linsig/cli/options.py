@@ -12,6 +12,15 @@ from linsig.recipes import RECIPES, TUNINGS
 from linsig.splits import DEFAULT_FRACTIONS
 from linsig.validation import BOUNDS, InvalidSetting, check_bound
 
+#: Key of ``ctx.meta`` under which a command says, for Ctrl-C, what is kept and how to resume.
+INTERRUPTED_HINT = "linsig.interrupted"
+
+
+def on_interrupt(hint: str) -> None:
+    """What Ctrl-C keeps of the running command and how to go on (printed with exit status 130)."""
+    click.get_current_context().meta[INTERRUPTED_HINT] = hint
+
+
 # Settings fields whose option is not simply --field-name
 _OPTION_OF = {"n_folds": "--folds", "max_epochs": "--epochs", "signals": "--signal"}
 

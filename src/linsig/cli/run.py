@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import Bounded, csv_list, grid_options, settings_errors_as_options
+from linsig.cli.options import Bounded, csv_list, grid_options, on_interrupt, settings_errors_as_options
 from linsig.confounding import warnings_for as confounding_warnings
 from linsig.data.missing import MISSING_MODES
 from linsig.data.normalize import NORMALIZATIONS, check_method
@@ -97,6 +97,8 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
               "pairwise_top": pairwise_top, "n_top_genes": n_top_genes}
     guard_outputs(out_dir, "run", [data_path, metadata], config, force=force)  # before any work (linsig.run_guard)
     ensure_output_dir(out_dir)
+    on_interrupt(f"nothing was written to {out_dir}; `linsig run` starts over when run again "
+                 "(`linsig experiment run` resumes a grid unit by unit)")
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
                             group=zscore_group, missing=missing, na_values=na_values)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
