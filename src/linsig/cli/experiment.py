@@ -113,16 +113,21 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
     from linsig.outputs import ensure_output_dir
     from linsig.run_guard import guard_outputs
 
-    guard_outputs(out_dir, "experiment", experiment_inputs(exp), force=force)  # before any work
-    ensure_output_dir(out_dir, "experiment folder")
-    on_interrupt(f"finished units are kept in {out_dir}; run the same `linsig experiment run` command again to "
-                 "resume (only the units that were in flight are computed again)")
     from linsig.experiment.driver import run_experiment
     from linsig.experiment.executors import make_executor
 
+    guard_outputs(out_dir, "experiment", experiment_inputs(exp), force=force)  # before any work
     # Worker processes train with one torch thread unless --threads says otherwise.
     threads = grid.get("threads") if _given(ctx, "threads") else None
+    # The cluster before the folder: a scheduler that cannot be reached leaves no empty --out behind.
     executor = make_executor(jobs, scheduler, dask_local, threads)
+    try:
+        ensure_output_dir(out_dir, "experiment folder")
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    on_interrupt(f"finished units are kept in {out_dir}; run the same `linsig experiment run` command again to "
+                 "resume (only the units that were in flight are computed again)")
     if not quiet:
         click.echo(f"running {exp.name} on {executor.name} into {out_dir}", err=True)
     report = run_experiment(exp, out_dir, executor, progress=not quiet, lock_timeout=lock_timeout)
