@@ -10,6 +10,11 @@ class LinsigInputError(ValueError):
     """Bad user input: the message names the file, column or sample at fault."""
 
 
+class LinsigWarning(UserWarning):
+    """Something the user should know about their data or run, said in linsig's words (the
+    command line shows it as one ``warning:`` line)."""
+
+
 class DownloadError(RuntimeError):
     """A remote file could not be fetched or failed verification."""
 

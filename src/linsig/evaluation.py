@@ -108,7 +108,8 @@ def check_task(task: Task, settings: Settings) -> None:
         )
     if task.n_samples < settings.n_folds:
         raise LinsigInputError(f"task {task.name!r}: {task.n_samples} samples for {settings.n_folds} folds")
-    splits.check_class_sizes(task.y, settings.n_folds, f"task {task.name!r} (label {task.label_key!r}): ")
+    splits.check_class_sizes(task.y, settings.n_folds, f"task {task.name!r} (label {task.label_key!r}): ",
+                             getattr(task, "classes", None))
 
 
 def _folds(task: Task, settings: Settings, seed: int):

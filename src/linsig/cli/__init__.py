@@ -62,11 +62,12 @@ def main(verbose: int) -> None:
     network beat a linear baseline on it?"""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _shown.clear()
     if not verbose:
         warnings.showwarning = _show_warning
 
 
-_shown: set[str] = set()
+_shown: set[str] = set()  # warnings shown by this command (reset by main)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
