@@ -73,6 +73,8 @@ def check_permutations(n: int, signals, where: str = "--permutations") -> None:
     """Permutations test signal after removal: they need ``removed`` among the run's signals."""
     from linsig.validation import BOUNDS
 
+    if isinstance(n, int) and n < 0:
+        raise LinsigInputError(f"{where}: the number of permutations cannot be negative ({n})")
     if not BOUNDS["permutations"].contains(n):  # checked before the plan: 1e9 would fill memory first
         raise LinsigInputError(f"{where}: the number of permutations must be {BOUNDS['permutations'].describe()}, "
                                f"got {n!r}")
