@@ -50,7 +50,7 @@ from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS as BASE_MODELS
 from linsig.models import LINEAR_MODELS
 from linsig.outputs import atomic_write_bytes, file_sha256
-from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes, read_summary, validate_results
+from linsig.results import RESULTS_FILE, RESULTS_HASH, read_summary, validate_results
 
 log = logging.getLogger(__name__)
 

@@ -185,9 +185,11 @@ def _searched(settings) -> None:
 
     if resolve_tuning(settings.recipe, settings.tuning) == "off":
         return
-    searched = ["lr"] + (["weight_decay"] if settings.recipe == "paper" else [])
-    for field in searched:
-        if getattr(settings, field) is not None:
+    searched = {"lr": (None,)}
+    if settings.recipe == "paper":  # 0.0 is the value Settings itself fills in for the paper recipe
+        searched["weight_decay"] = (None, 0.0)
+    for field, unset in searched.items():
+        if getattr(settings, field) not in unset:
             raise InvalidSetting(field, f"is chosen by the hyperparameter search (tuning {settings.tuning!r}, "
                                         f"recipe {settings.recipe!r}), so a value given here would be ignored; "
                                         "give --tuning off (settings.tuning = \"off\") to train with it, or leave it out")

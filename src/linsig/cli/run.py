@@ -17,6 +17,7 @@ from linsig.permutation import check_permutations, evaluate_permutations, with_p
 from linsig.results import write_run
 from linsig.run_guard import guard_outputs, take_over
 from linsig.runner import build_tasks, normalize_group, prepare_dataset
+from linsig.system import available_cores
 from linsig.tasks import PRESETS
 
 
@@ -85,6 +86,10 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
         settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
                                          batch_size, patience, device, lr, weight_decay, threads, recipe)
     check_permutations(permutations, settings.signals)
+    cores = available_cores()
+    if settings.threads * jobs > cores:  # within the bounds, yet only switching between threads
+        click.echo(f"warning: --threads {settings.threads} × --jobs {jobs} asks for more threads than the {cores} "
+                   "CPU cores available here: training gets slower, not faster", err=True)
     if no_scale and normalize not in (None, "none"):
         raise click.UsageError(f"--no-scale contradicts --normalize {normalize}")
     normalize = normalize or ("none" if no_scale else "minmax")
