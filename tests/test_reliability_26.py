@@ -26,9 +26,10 @@ from linsig.cli import main
 from linsig.errors import LinsigInputError
 from linsig.evaluation import Settings
 from linsig.experiment.driver import run_experiment
-from linsig.experiment.executors import InProcessExecutor
+from linsig.experiment.executors import LOCAL_SCHEDULER, InProcessExecutor
 from linsig.experiment.spec import load_experiment
 from linsig.experiment.store import UnitStore
+from linsig.experiment.units import expand
 from linsig.plots import synthetic_results
 from linsig.results import write_run
 from linsig.validation import InvalidSetting
@@ -195,15 +196,13 @@ def test_unit_keys_follow_the_file_content_not_its_mtime(tables, tmp_path):
     text = EXPERIMENT.replace('simulate = "linear"\nsamples = 40\nfeatures = 20\ngroups = 8',
                               f'path = "{expr}"\nmetadata = "{meta}"\ntasks = {{label = "label", group = "study"}}')
     path = small_experiment(tmp_path, text)
-    keys = [u.key for u in __import__("linsig.experiment.units", fromlist=["expand"]).expand(load_experiment(path))]
+    keys = [u.key for u in expand(load_experiment(path))]
     st = meta.stat()
     edited = meta.read_text().replace(",A,", ",X,").replace(",B,", ",A,").replace(",X,", ",B,")
     assert len(edited) == len(meta.read_text())
     meta.write_text(edited)
     os.utime(meta, ns=(st.st_atime_ns, st.st_mtime_ns))  # as cp -p, rsync -a, tar restore it
     assert meta.stat().st_size == st.st_size and meta.stat().st_mtime_ns == st.st_mtime_ns
-    from linsig.experiment.units import expand
-
     assert not set(keys) & {u.key for u in expand(load_experiment(path))}
 
 
@@ -423,12 +422,27 @@ def test_driver_says_why_nothing_progresses(tmp_path):
     assert any("no workers" in m for m in messages)
 
 
+def test_dask_executor_says_when_there_are_no_workers():
+    from distributed import LocalCluster
+
+    from linsig.experiment.executors import DaskExecutor
+
+    cluster = LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None,
+                           scheduler_kwargs=LOCAL_SCHEDULER)
+    try:
+        executor = DaskExecutor(cluster.scheduler_address)
+        assert "no workers" in executor.idle_reason() and cluster.scheduler_address in executor.idle_reason()
+        executor.close()
+    finally:
+        cluster.close(timeout=5)
+
+
 @pytest.fixture
 def local_scheduler():
     from distributed import LocalCluster
 
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
-                           dashboard_address=None)
+                           dashboard_address=None, scheduler_kwargs=LOCAL_SCHEDULER)
     yield cluster
     try:
         cluster.close(timeout=2)

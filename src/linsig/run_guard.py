@@ -66,11 +66,13 @@ def _recorded_config(out: Path) -> dict | None:
 
 def _same_run(recorded: dict | None, config: dict) -> bool:
     """Whether a ``linsig run`` folder's summary records these very options (data, label, grid)."""
-    if recorded is None:
+    if recorded is None or "data" not in recorded:
         return False
-    ignore = ("preprocessing",)  # known only after the data are read, and follows from the rest
-    normal = json.loads(json.dumps({k: v for k, v in config.items() if k not in ignore}, default=str))
-    return {k: v for k, v in recorded.items() if k not in ignore} == normal
+    normal = json.loads(json.dumps(config, default=str))
+    # "preprocessing" is known only after the data are read (and follows from the rest); keys a
+    # newer linsig records and an older summary lacks are no evidence either way
+    shared = (set(recorded) & set(normal)) - {"preprocessing"}
+    return all(recorded[k] == normal[k] for k in shared)
 
 
 def check_inputs(out_dir: str | os.PathLike, kind: str, inputs: Iterable[str | os.PathLike | None]) -> None:

@@ -21,6 +21,10 @@ from linsig.system import exit_with_parent
 CONNECT_TIMEOUT = "30s"
 
 
+#: A LocalCluster's scheduler: no dashboard, its HTTP server on a free port of 127.0.0.1.
+LOCAL_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
+
+
 class ExecutorLost(RunInterrupted):
     """The cluster went away mid-run: not a failure of the units in flight (they stay pending)."""
 
@@ -115,9 +119,11 @@ class DaskExecutor:
                 resources = {"GPU": 1} if tag_gpu else None
             self.tag_gpu = tag_gpu
             # On this machine only (127.0.0.1), and without the dashboard: nobody asked for a web
-            # server, and one on 0.0.0.0:8787 would show the run to the whole network.
+            # server, and one on 0.0.0.0:8787 would show the run to the whole network. (The
+            # scheduler's small HTTP server for health checks stays, on a free local port.)
             self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                                         host="127.0.0.1", dashboard_address=None, resources=resources)
+                                         host="127.0.0.1", dashboard_address=None, resources=resources,
+                                         scheduler_kwargs=LOCAL_SCHEDULER)
             self.client = Client(self._cluster, timeout=CONNECT_TIMEOUT)
             self.address = self._cluster.scheduler_address
         self._executor = self.client.get_executor(pure=False)
