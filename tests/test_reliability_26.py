@@ -123,7 +123,7 @@ def snapshot(folder: Path) -> dict:
 
 # --- 1. a run folder of one kind is never silently replaced by another -----------------------
 
-def test_run_refuses_a_folder_holding_an_experiment(tables, tmp_path, no_training):
+def test_run_refuses_a_folder_holding_an_experiment(tables, tmp_path, no_training, monkeypatch):
     out = tmp_path / "exp"
     out.mkdir()
     (out / "experiment.json").write_text(json.dumps({"experiment": "x", "units": []}))
@@ -132,6 +132,11 @@ def test_run_refuses_a_folder_holding_an_experiment(tables, tmp_path, no_trainin
     line = one_error_line(invoke(*run_args(tables, "--out", out)))
     assert "experiment" in line and "--force" in line
     assert snapshot(out) == before
+    # --force: the folder becomes the run's; `experiment status` no longer counts units it does not hold
+    monkeypatch.undo()
+    assert invoke(*run_args(tables, "--out", out, "--force")).exit_code == 0
+    assert not (out / "experiment.json").exists()
+    assert set(pd.read_parquet(out / "results.parquet")["dataset"]) == {"expr"}
 
 
 def test_run_refuses_another_runs_results_unless_forced(tables, tmp_path, no_training, monkeypatch):
@@ -167,6 +172,9 @@ def test_experiment_refuses_a_folder_holding_a_plain_run(tables, tmp_path):
     line = one_error_line(res)
     assert "linsig run" in line and "--force" in line
     assert snapshot(out) == before
+    res = invoke("experiment", "run", small_experiment(tmp_path), "--out", out, "--quiet", "--force")
+    assert res.exit_code == 0, res.output
+    assert (out / "experiment.json").exists() and set(pd.read_parquet(out / "results.parquet")["unit"].str.len()) == {64}
 
 
 # --- 2. an input is never an output ------------------------------------------------------------
