@@ -215,7 +215,7 @@ def test_unit_keys_cover_the_full_specification(tiny, tmp_path):
     more = {u.key for u in expand(load_experiment(tiny, {"settings.seeds": [0, 1, 2]}))}
     assert set(keys) < more
     assert not set(keys) & {u.key for u in expand(load_experiment(tiny, {"settings.epochs": 3}))}
-    # a data file's size/mtime is part of the key
+    # a data file's content is part of the key
     h5ad = tmp_path / "d.h5ad"
     h5ad.write_bytes(b"1")
     doc = f"[data.d]\npath = '{h5ad}'\ntasks = [{{label = 'y'}}]\n[settings]\nmodels = ['logreg']\nseeds = [0]\n"

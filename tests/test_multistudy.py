@@ -115,8 +115,8 @@ def test_missing_error_message_names_count_and_options():
         "(remove the 2 genes with a missing value)")
 
 
-def test_bundled_bladder_with_default_policy_is_refused():
-    with pytest.raises(LinsigInputError, match=r"bladder\.h5ad: 37,113 missing \(NaN\) expression values in 80 "
+def test_bundled_bladder_with_default_policy_is_refused():  # named as typed: example:bladder (issue 26)
+    with pytest.raises(LinsigInputError, match=r"example:bladder: 37,113 missing \(NaN\) expression values in 80 "
                                                r"samples and 2,924 genes.*--missing impute.*--missing drop-genes"):
         prepare_dataset("example:bladder", normalize="study-zscore", group="study")
 

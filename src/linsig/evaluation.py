@@ -103,7 +103,8 @@ def units(settings: Settings) -> list[Unit]:
 def check_task(task: Task, settings: Settings) -> None:
     """Fail early, with a clear message, on a task that cannot be cross-validated."""
     settings.splitter.check(task.n_samples, task.n_groups, settings.n_folds, f"task {task.name!r}: ", task.group_key)
-    splits.check_class_sizes(task.y, settings.n_folds, f"task {task.name!r} (label {task.label_key!r}): ")
+    splits.check_class_sizes(task.y, settings.n_folds, f"task {task.name!r} (label {task.label_key!r}): ",
+                             getattr(task, "classes", None))
 
 
 def _folds(task: Task, settings: Settings, seed: int):

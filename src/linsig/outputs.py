@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from linsig.errors import LinsigInputError
+from linsig.errors import LinsigInputError, OutputError
 
 _umask_lock = threading.Lock()
 
@@ -46,28 +46,56 @@ def public_mode(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~current_umask())
 
 
+def cannot_write(path: Path, exc: OSError) -> OutputError:
+    """The error for an output that cannot be written, naming ``path`` (not a ``.partial`` file)."""
+    reason = exc.strerror or str(exc)
+    if path.is_dir():
+        reason = "it is a folder; give a file name"
+    return OutputError(f"{path}: cannot write it here: {reason}")
+
+
 def _stage(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Let ``write`` fill a temporary file beside ``path`` (flushed to disk); return its path."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    except OSError as exc:
+        raise cannot_write(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         public_mode(tmp)
+    except OSError as exc:  # a full disk, a quota
+        Path(tmp).unlink(missing_ok=True)
+        raise cannot_write(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp)
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(path, exc) from exc
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:  # a folder in the file's place, a read-only folder
+        raise cannot_write(path, exc) from exc
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path`` by what ``write(fh)`` writes, atomically (see the module docstring)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     tmp = _stage(path, write)
     try:
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -89,10 +117,10 @@ def write_set(files: Sequence[tuple[str | os.PathLike, bytes]]) -> None:
     try:
         for path, data in files:
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_parent(path)
             staged.append((_stage(path, lambda fh, data=data: fh.write(data)), path))
         for tmp, path in staged:
-            os.replace(tmp, path)
+            _publish(tmp, path)
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

@@ -72,8 +72,13 @@ def permutation_settings(settings: Settings) -> Settings:
 
 def check_permutations(n: int, signals, where: str = "--permutations") -> None:
     """Permutations test signal after removal: they need ``removed`` among the run's signals."""
-    if n < 0:
+    from linsig.validation import BOUNDS
+
+    if isinstance(n, int) and n < 0:
         raise LinsigInputError(f"{where}: the number of permutations cannot be negative ({n})")
+    if not BOUNDS["permutations"].contains(n):  # checked before the plan: 1e9 would fill memory first
+        raise LinsigInputError(f"{where}: the number of permutations must be {BOUNDS['permutations'].describe()}, "
+                               f"got {n!r}")
     if n and not set(PERMUTATION_SIGNALS) <= set(signals):
         raise LinsigInputError(f"{where}: permutations test the signal left after removal; add 'removed' "
                                f"to the signal modes (e.g. --signal none,removed)")

@@ -20,7 +20,7 @@ never compare its name; a new recipe is one object added to :data:`RECIPES`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from linsig.errors import LinsigInputError
 from linsig.models import get_family, is_linear
@@ -56,6 +56,8 @@ class Recipe:
     tunes_per_signal: bool = True
     #: part of every unit key: a change to how the recipe trains recomputes its units (None: none)
     revision: int | None = None
+    #: settings its searches choose, with the values that mean "not given" (a given one would be ignored)
+    searched: dict = field(default_factory=lambda: {"lr": (None,)})
 
     # -- models ---------------------------------------------------------------------------------
     def estimator_class(self, model: str) -> type:
@@ -141,6 +143,8 @@ class PaperRecipe(Recipe):
     estimators: str = "paper"
     tunes_per_signal: bool = False
     reference: str | None = "strong"
+    # 0.0 is the weight decay Settings itself fills in for the paper recipe
+    searched: dict = field(default_factory=lambda: {"lr": (None,), "weight_decay": (None, 0.0)})
 
     def optimiser_params(self, lr, weight_decay):
         # the paper's estimators take lr=None as "the paper's default" explicitly

@@ -50,12 +50,14 @@ from linsig.results import (
     RESULTS_FILE,
     RESULTS_HASH,
     SUMMARY_FILE,
+    incomplete_message,
     load_results,
     load_summary,
     permutation_rows,
     usable_rows,
 )
 from linsig.splits import is_grouped
+from linsig.validation import check_bound
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
     ALPHA,
     BEAT,
@@ -288,6 +290,7 @@ def _lines_across(across: dict) -> list[str]:
 
 def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdict:
     """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md)."""
+    check_bound("rope", rope)
     df = load_results(df)
     comp = compare_models(df, rope=rope, alpha=alpha)
     sig = nonlinear_signal_test(df, rope=rope, alpha=alpha)
@@ -610,6 +613,13 @@ model class reaches at least that far (a network can represent the linear model)
 optimiser's, not its class's (<code>--recipe strong</code> trains every model to its capacity).</p></div>"""
 
 
+def _incomplete_html(summary: dict | None, source: str) -> str:
+    message = incomplete_message(summary, source)
+    if message is None:
+        return ""
+    return f'<div class="verdict warn" id="incomplete"><div class=answer>{_e(message[0].upper() + message[1:])}.</div></div>'
+
+
 def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict, bytes]],
                 source: str = "", rope: float = ROPE, alpha: float = ALPHA,
                 result: Verdict | None = None) -> str:
@@ -685,6 +695,7 @@ compared with the task's better linear model by a two-sided Wilcoxon signed-rank
 {_e(__version__)} on {now} · <span id="load-status">figures not yet loaded</span></p>
 
 <h2>Verdict</h2>
+{_incomplete_html(summary, source)}
 <div class="verdict a" id="verdict-a"><div class=answer>(a) Do the non-linear models beat the
 linear baseline? <span class=words>{_e(v.answer_a)}</span>.</div><ul class=lines>{lines_a}</ul>
 {_comparison_table(v.comparison)}
@@ -751,6 +762,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     the results table is missing or empty, or when ``out`` is not an ``.html`` path or is one of
     the report's inputs.
     """
+    check_bound("rope", rope)  # NaN would pass a plain range check and print "P(excess > nan)"
     run_dir = Path(run_dir)
     results_path = run_dir if run_dir.suffix == ".parquet" else run_dir / RESULTS_FILE
     run_dir = results_path.parent

@@ -101,12 +101,15 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def write_run(out_dir: str | Path, results: pd.DataFrame, tasks: list[dict], config: dict) -> Path:
     """Write ``results.parquet`` and ``summary.json`` into ``out_dir``; return the results path."""
+    from linsig.run_guard import retire_derived
+
     out_dir = Path(out_dir)
     table = parquet_bytes(results)
     summary = {"linsig_version": __version__, RESULTS_HASH: hashlib.sha256(table).hexdigest(), "tasks": tasks,
                "config": config}
     write_set([(out_dir / RESULTS_FILE, table),
                (out_dir / SUMMARY_FILE, json.dumps(summary, indent=2, default=str).encode())])
+    retire_derived(out_dir, summary[RESULTS_HASH])  # a report of the old results must not stay beside the new
     return out_dir / RESULTS_FILE
 
 
@@ -121,6 +124,80 @@ REQUIRED_COLUMNS = (
 )
 # optional columns of older or hand-made tables, and what a missing value means
 READ_DEFAULTS = {"split": "study", "pretraining": "none", "status": "ok", "skip_reason": ""}
+
+
+#: Columns holding a proportion in [0, 1] (NaN only where noted in :func:`validate_results`).
+_PROPORTIONS = ("balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
+                "reference_balanced_accuracy")
+#: Columns holding a count or index (whole numbers ≥ 0).
+_COUNTS = ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "permutation",
+           "n_pretrain", "epochs_trained", "best_epoch")
+#: Columns holding text.
+_TEXT = ("dataset", "task", "model", "split", "signal", "pretraining", "status", "classes", "recipe", "tuning",
+         "skip_reason", "unit", "device", "params")
+
+
+def validate_results(df: pd.DataFrame, name: str = "results table") -> pd.DataFrame:
+    """Refuse a results table whose values linsig cannot have written, naming the column and row.
+
+    A results table is data from disk: a shared run folder may hold a tampered or damaged one
+    (balanced accuracy 1.7, −3, 1e9, NaN on a trained row, text where numbers belong). Every
+    reader calls this before computing a verdict, so such a table is an error that names what is
+    wrong rather than a report built on it or a bare ``ValueError`` from deep inside the
+    statistics. Missing optional columns are not checked here (readers fill defaults).
+    """
+    trained = (df["status"].astype(str) == "ok") if "status" in df.columns else pd.Series(True, index=df.index)
+
+    def fail(column, row, problem):
+        raise LinsigInputError(f"{name}: column {column!r}, row {row}: {problem}; this table was not written "
+                               "by linsig as it is (edited or damaged): run again to rebuild it")
+
+    def numbers(column):
+        values = df[column]
+        if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+            # text (even text that reads as a number) or booleans: linsig writes numbers here
+            bad = values.map(lambda v: not (v is None or isinstance(v, (int, float, np.number))
+                                            and not isinstance(v, (bool, np.bool_))))
+            if bad.any():
+                row = bad.idxmax()
+                fail(column, row, f"{values[row]!r} is {type(values[row]).__name__}, not a number")
+        return values.astype(float)
+
+    for column in _PROPORTIONS:
+        if column not in df.columns:
+            continue
+        values = numbers(column)
+        bad = values.notna() & ~((values >= 0) & (values <= 1))  # ±inf and 1e9 too
+        if column == "balanced_accuracy":  # a trained row always has a score
+            bad |= trained & values.isna()
+        if bad.any():
+            row = bad.idxmax()
+            fail(column, row, f"{values[row]!r} is not a proportion in [0, 1]"
+                 + (" on a trained row" if pd.isna(values[row]) else ""))
+    for column in _COUNTS:
+        if column not in df.columns:
+            continue
+        values = numbers(column)
+        bad = values.notna() & ((values < 0) | (values != np.floor(values)) | ~np.isfinite(values))
+        if bad.any():
+            row = bad.idxmax()
+            fail(column, row, f"{values[row]!r} is not a whole number of at least 0")
+    if "train_fraction" in df.columns:
+        values = numbers("train_fraction")
+        bad = ~((values > 0) & (values <= 1))
+        if bad.any():
+            row = bad.idxmax()
+            fail("train_fraction", row, f"{values[row]!r} is not a fraction in (0, 1]")
+    for column in _TEXT:
+        if column not in df.columns:
+            continue
+        if pd.api.types.infer_dtype(df[column], skipna=True) in ("string", "empty"):
+            continue
+        bad = df[column].map(lambda v: not (isinstance(v, str) or v is None or (isinstance(v, float) and np.isnan(v))))
+        if bad.any():
+            row = bad.idxmax()
+            fail(column, row, f"{df[column][row]!r} is not text")
+    return df
 
 
 def _fill_defaults(df: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +256,7 @@ def load_results(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise LinsigInputError(f"{name}: results table lacks column(s) {', '.join(missing)}")
-    return _fill_defaults(df)
+    return _fill_defaults(validate_results(df, name))  # ranges and types, naming the column
 
 
 def _scored(df: pd.DataFrame) -> pd.Series:
@@ -203,25 +280,76 @@ def permutation_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[_scored(df) & _permuted(df)]
 
 
+def summary_problem(summary) -> str | None:
+    """What makes a parsed ``summary.json`` unusable (its shape), or ``None``."""
+    if not isinstance(summary, dict):
+        return f"a JSON {type(summary).__name__}, not an object"
+    tasks = summary.get("tasks", [])
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        return "'tasks' is not a list of objects"
+    if not isinstance(summary.get("config", {}), (dict, type(None))):
+        return "'config' is not an object"
+    if not isinstance(summary.get(RESULTS_HASH, ""), (str, type(None))):
+        return f"{RESULTS_HASH!r} is not text"
+    return None
+
+
 def load_summary(run_dir: str | os.PathLike | None) -> dict | None:
-    """``summary.json`` of a run directory, or ``None`` when there is none (or it describes other results)."""
+    """``summary.json`` of a run directory (or of the results file's folder); ``None`` when missing,
+    unusable or describing other results.
+
+    The summary only describes the results (tasks, options): the results table is the run. So a
+    summary that cannot be used — truncated, not JSON, of the wrong shape — is treated as a
+    missing one, with a warning naming the file, the same way everywhere (report, plots,
+    confounding warnings, the output guard), instead of one reader failing where another shrugs.
+    """
     if run_dir is None:
         return None
-    path = Path(run_dir)
-    if path.is_file():
-        path = path.parent
-    path = path / SUMMARY_FILE
+    folder = Path(run_dir)
+    if folder.is_file():
+        folder = folder.parent
+    path = folder / SUMMARY_FILE
     if not path.exists():
         return None
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise LinsigInputError(f"{path}: cannot read the run summary: {exc}") from exc
-    if not describes(summary, path.parent / RESULTS_FILE):
+        log.warning("%s: not used, it cannot be read (%s)", path, exc)
+        return None
+    problem = summary_problem(summary)
+    if problem:
+        log.warning("%s: not used, it is not a run summary (%s)", path, problem)
+        return None
+    if not describes(summary, folder / RESULTS_FILE):
         # a re-run that failed between the two files: its summary must not label these results
-        log.warning("%s describes other results than %s; not using it", path, path.parent / RESULTS_FILE)
+        log.warning("%s describes other results than %s; not using it", path, folder / RESULTS_FILE)
         return None
     return summary
+
+
+def missing_units(summary: dict | None) -> tuple[int, int] | None:
+    """``(missing, total)`` units of an experiment whose results lack some, from its summary; else ``None``.
+
+    An experiment's summary records how many units it has and how many finished units the table
+    was built from (``n_units``, ``n_units_done``): fewer means units failed, were deleted or
+    have not run yet, and every verdict drawn from the table is drawn from part of the grid.
+    """
+    config = (summary or {}).get("config") or {}
+    total, done = config.get("n_units"), config.get("n_units_done")
+    if isinstance(total, int) and isinstance(done, int) and 0 <= done < total:
+        return total - done, total
+    return None
+
+
+def incomplete_message(summary: dict | None, run_dir) -> str | None:
+    """The one sentence that says a run folder's results lack units (terminal and report alike)."""
+    gap = missing_units(summary)
+    if gap is None:
+        return None
+    missing, total = gap
+    return (f"incomplete run: {missing} of {total} units are missing from the results in {run_dir} (failed, deleted "
+            f"or not run yet); the verdicts use the {total - missing} present. Run `linsig experiment run` with the "
+            f"same file and --out again to compute them (`linsig experiment status` lists them)")
 
 
 def describes(summary: dict, results_path: str | Path) -> bool:

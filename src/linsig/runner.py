@@ -6,8 +6,9 @@ import logging
 
 import anndata as ad
 
+from linsig.data.examples import PREFIX as EXAMPLE_PREFIX
 from linsig.data.examples import resolve
-from linsig.data.io import read_dataset
+from linsig.data.io import check_varies, read_dataset
 from linsig.data.missing import check_mode as check_missing_mode
 from linsig.data.preprocess import preprocess
 from linsig.errors import LinsigInputError
@@ -33,6 +34,20 @@ def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | 
     """
     check_missing_mode(missing)
     adata = read_dataset(resolve(path), metadata=metadata, orientation=orientation, na_values=na_values)
+    if str(path).startswith(EXAMPLE_PREFIX):  # errors name what the user typed, not the file's citation
+        info = dict(adata.uns.get("linsig", {}))
+        if "source" in info and "provenance" not in info:
+            info["provenance"] = info["source"]
+        info["source"] = str(path)
+        adata.uns["linsig"] = info
+    source = adata.uns.get("linsig", {}).get("source", path)
+    adata = _preprocessed(adata, normalize, n_top_genes, group, missing)
+    if not adata.isbacked:  # a compendium left on disk was checked when `linsig data` wrote it
+        check_varies(adata.X, source)
+    return adata
+
+
+def _preprocessed(adata, normalize, n_top_genes, group, missing):
     done = "preprocessing" in adata.uns.get("linsig", {})
     if done and normalize == "study-zscore":
         if adata.isbacked:

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, StratifiedGroupKFold, StratifiedKFold
 
-from linsig.errors import LinsigInputError
+from linsig.errors import LinsigInputError, LinsigWarning
 
 DEFAULT_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
@@ -32,18 +32,32 @@ def _check_groups(groups: np.ndarray, n_folds: int) -> None:
         )
 
 
-def check_class_sizes(y: np.ndarray, n_folds: int, where: str = "") -> None:
+def _class_name(value, classes):
+    """The label as written (a task's ``y`` holds class indices into ``classes``)."""
+    if classes is not None and isinstance(value, (int, np.integer)) and 0 <= value < len(classes):
+        return str(classes[value])
+    return str(value)
+
+
+def check_class_sizes(y: np.ndarray, n_folds: int, where: str = "", classes=None) -> None:
     """Refuse labels whose every class has fewer samples than the folds.
 
     No split can then hold a class out in each fold (scikit-learn's stratified splitters raise
     a ValueError); it is usually a continuous or id-like column given as the label.
     """
-    counts = np.bincount(np.unique(np.asarray(y), return_inverse=True)[1])
+    names, inverse = np.unique(np.asarray(y), return_inverse=True)
+    counts = np.bincount(inverse)
     if counts.size and counts.max() < n_folds:
         raise LinsigInputError(
             f"{where}every class has fewer samples than the {n_folds} folds ({counts.size} classes, the largest "
             f"with {counts.max()}): a continuous or id-like column? use fewer folds or another label"
         )
+    rare = [(names[i], int(n)) for i, n in enumerate(counts) if n < n_folds]
+    if rare and where:  # said once per task (check_task), in place of scikit-learn's warning per split
+        shown = ", ".join(f"{_class_name(name, classes)!r} ({n})" for name, n in rare[:5])
+        warnings.warn(f"{where}class(es) with fewer samples than the {n_folds} folds: {shown}; such a class "
+                      "is missing from the validation part of some folds (and their scores) — fewer folds, or "
+                      "--classes without it, keeps it in every fold", LinsigWarning, stacklevel=2)
 
 
 class Splitter:
@@ -158,7 +172,9 @@ def _group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> 
     X = np.zeros(len(y))
     for attempt in range(10):
         state = seed if attempt == 0 else int(np.random.default_rng([seed, attempt]).integers(2**31 - 1))
-        folds = list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=state).split(X, y, groups))
+        with warnings.catch_warnings():  # a class rarer than the folds: check_class_sizes says it once
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            folds = list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=state).split(X, y, groups))
         if all(len(val) for _, val in folds):
             return folds
     return list(GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y, groups))

@@ -10,11 +10,14 @@ import importlib
 import logging
 import sys
 import traceback
+import warnings
 
 import click
 
 from linsig import __version__
-from linsig.errors import DownloadError, LinsigInputError
+from linsig.errors import DownloadError, LinsigInputError, RunInterrupted
+from linsig.cli.options import INTERRUPTED_HINT
+from linsig.terminal import safe_text
 
 # Order is the order shown by ``linsig --help``.
 _COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
@@ -33,14 +36,21 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C is not a failure of the run's units (exit 1): 128 + SIGINT, as shells report
+            # it, and what is kept and how to go on, which the command knows (ctx.meta).
+            hint = ctx.meta.get(INTERRUPTED_HINT, "nothing was written")
+            click.echo(f"\ninterrupted: {hint}", err=True)
+            raise click.exceptions.Exit(130) from None
         except Exception as exc:
             if ctx.params.get("verbose", 0) >= 2:
                 traceback.print_exc(file=sys.stderr)
-            if isinstance(exc, (LinsigInputError, DownloadError, OSError)):
+            if isinstance(exc, (LinsigInputError, DownloadError, OSError, RunInterrupted)):
                 message = str(exc)
             else:
                 message = f"{type(exc).__name__}: {exc} (run with -vv for the traceback)"
-            lines = [line.strip() for line in message.splitlines() if line.strip()]
+            # messages quote file names, columns and stored errors: shown, never obeyed
+            lines = [safe_text(line).strip() for line in message.splitlines() if line.strip()]
             raise click.ClickException("; ".join(lines) or type(exc).__name__) from exc
 
 
@@ -52,6 +62,22 @@ def main(verbose: int) -> None:
     network beat a linear baseline on it?"""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _shown.clear()
+    if not verbose:
+        warnings.showwarning = _show_warning
+
+
+_shown: set[str] = set()  # warnings shown by this command (reset by main)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as one ``warning:`` line, once: the user reads linsig's words, not a
+    library's source line (``-v`` shows warnings as Python prints them)."""
+    text = safe_text(str(message)).strip()
+    if text in _shown:
+        return
+    _shown.add(text)
+    click.echo(f"warning: {text}", err=True)
 
 
 for _name in _COMMAND_MODULES:

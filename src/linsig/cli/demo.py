@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from linsig.cli.options import csv_list
+from linsig.cli.options import Bounded, csv_list, on_interrupt, settings_errors_as_options
+from linsig.terminal import safe_text
+from linsig.validation import check_bound
 from linsig.outputs import ensure_output_dir
 from linsig.system import available_cores
 
@@ -16,13 +18,14 @@ from linsig.system import available_cores
 @click.command("demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("linsig-demo"),
               show_default=True, help="Output directory (an interrupted demo resumes where it stopped).")
-@click.option("--jobs", type=click.IntRange(1), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
+@click.option("--jobs", type=Bounded("jobs"), default=lambda: min(2, available_cores()), show_default="2, or the cores available if fewer",
               help="Worker processes (one torch thread each).")
 @click.option("--seeds", default=None, callback=csv_list(int), help="Comma-separated seeds (default: 0).")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
+@click.option("--epochs", type=Bounded("max_epochs"), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def demo(out_dir, jobs, seeds, epochs, device, quiet):
+@click.option("--force", is_flag=True, help="Run even if --out holds the results of `linsig run` (they are replaced).")
+def demo(out_dir, jobs, seeds, epochs, device, quiet, force):
     """Run linsig's main job on embedded data and write results, figures and a report.
 
     Three datasets; the linear models (logreg, svm), the paper's three-layer network (mlp3) and the
@@ -37,13 +40,18 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     experiment `demo` (`linsig experiment show demo`). Writes OUT/results.parquet, OUT/figures/
     and OUT/report.html.
     """
+    from linsig.cli.experiment import experiment_inputs
     from linsig.confounding import run_warnings
+    from linsig.run_guard import guard_outputs
     from linsig.experiment.driver import run_experiment
     from linsig.executors import make_executor
     from linsig.experiment.spec import load_experiment
     from linsig.report import write_report
 
     start = time.perf_counter()
+    with settings_errors_as_options():  # named as the options they are, not as keys of the demo's preset
+        for seed in seeds or ():
+            check_bound("seeds", seed)
     overrides = {}
     if seeds:
         overrides["settings.seeds"] = list(seeds)
@@ -52,14 +60,16 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet):
     if device:
         overrides["settings.device"] = device
     experiment = load_experiment("demo", overrides)
+    guard_outputs(out_dir, "experiment", experiment_inputs(experiment), force=force)
     ensure_output_dir(out_dir)
+    on_interrupt(f"finished units are kept in {out_dir}; run the same `linsig demo` command again to resume")
     report = run_experiment(experiment, out_dir, make_executor(jobs), progress=not quiet)
     if report.failed:
         for unit, error in report.failures:
-            click.echo(f"failed: {unit}: {error}", err=True)
+            click.echo(safe_text(f"failed: {unit}: {error}"), err=True)
         raise click.ClickException(f"{report.failed} of {report.total} units failed; rerun to retry them")
     for warning in run_warnings(out_dir):
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(safe_text(f"warning: {warning}"), err=True)
     html = write_report(out_dir)
     results = pd.read_parquet(out_dir / "results.parquet")
     minutes = (time.perf_counter() - start) / 60

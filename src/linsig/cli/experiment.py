@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import grid_options
+from linsig.cli.options import Bounded, grid_options, on_interrupt
+from linsig.terminal import safe_text
 
 # grid_options parameter -> settings key of an experiment file
 _GRID_KEYS = {"models": "models", "recipe": "recipe", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
@@ -38,6 +39,11 @@ def _overrides(ctx: click.Context, assignments) -> dict:
             out[f"settings.{key}"] = list(value) if isinstance(value, tuple) else value
     out.update(parse_assignments(assignments))
     return out
+
+
+def experiment_inputs(exp) -> list[str]:
+    """The files an experiment reads: its own file and every dataset's data and metadata."""
+    return [exp.origin] + [ds.source[k] for ds in exp.datasets for k in ("path", "metadata") if k in ds.source]
 
 
 def _dry_run(exp) -> None:
@@ -73,17 +79,19 @@ def _dry_run(exp) -> None:
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override the file: a dotted key (settings.epochs=3, data.gtex=/path/gtex.h5ad) or a "
                    "variable used as ${NAME} (GTEX_H5AD=/path). Repeatable.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--jobs", "-j", type=Bounded("jobs"), default=1, show_default=True,
               help="Local worker processes (1: run in this process).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run on an existing Dask cluster.")
-@click.option("--dask-local", type=click.IntRange(1), metavar="N", help="Start a Dask LocalCluster of N worker processes.")
-@click.option("--lock-timeout", type=click.FloatRange(1), default=300.0, show_default=True,
+@click.option("--dask-local", type=Bounded("jobs"), metavar="N", help="Start a Dask LocalCluster of N worker processes.")
+@click.option("--lock-timeout", type=Bounded("lock_timeout"), default=300.0, show_default=True,
               help="Seconds without a heartbeat after which another runner's claim on a unit is stale.")
 @click.option("--dry-run", is_flag=True, help="Print the number of units and trainings; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True,
+              help="Run even if --out holds the results of `linsig run` (they are replaced); never over an input file.")
 @grid_options
 @click.pass_context
-def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_timeout, dry_run, quiet, **grid):
+def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_timeout, dry_run, quiet, force, **grid):
     """Run the experiment SOURCE (a .toml/.yaml file or a preset name from `linsig experiment list`).
 
     Finished units are skipped, so an interrupted run continues where it stopped; several runners
@@ -103,23 +111,32 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
         raise click.UsageError("give --out DIR (or --dry-run)")
     from linsig.confounding import run_warnings
     from linsig.outputs import ensure_output_dir
+    from linsig.run_guard import guard_outputs
 
-    ensure_output_dir(out_dir, "experiment folder")
     from linsig.experiment.driver import run_experiment
     from linsig.executors import make_executor
 
+    guard_outputs(out_dir, "experiment", experiment_inputs(exp), force=force)  # before any work
     # Worker processes train with one torch thread unless --threads says otherwise.
     threads = grid.get("threads") if _given(ctx, "threads") else None
+    # The cluster before the folder: a scheduler that cannot be reached leaves no empty --out behind.
     executor = make_executor(jobs, scheduler, dask_local, threads)
+    try:
+        ensure_output_dir(out_dir, "experiment folder")
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    on_interrupt(f"finished units are kept in {out_dir}; run the same `linsig experiment run` command again to "
+                 "resume (only the units that were in flight are computed again)")
     if not quiet:
         click.echo(f"running {exp.name} on {executor.name} into {out_dir}", err=True)
     report = run_experiment(exp, out_dir, executor, progress=not quiet, lock_timeout=lock_timeout)
     click.echo(f"{report.total} units: {report.done} done ({report.computed} computed now, {report.done_before} "
                f"before, {report.by_others} by other runners), {report.failed} failed; wrote {report.results}")
     for unit, error in report.failures[:20]:
-        click.echo(f"  failed: {unit}: {error}", err=True)
+        click.echo(safe_text(f"  failed: {unit}: {error}"), err=True)  # another runner's text, maybe
     for warning in run_warnings(out_dir):  # the confounding guard, counted by the workers before training
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(safe_text(f"warning: {warning}"), err=True)
     if report.failed:
         ctx.exit(1)
 
@@ -127,7 +144,7 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
 @experiment.command("status")
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--combine", is_flag=True, help="Also rebuild results.parquet and summary.json from the unit files.")
-@click.option("--lock-timeout", type=click.FloatRange(1), default=300.0, show_default=True,
+@click.option("--lock-timeout", type=Bounded("lock_timeout"), default=300.0, show_default=True,
               help="Seconds without a heartbeat after which a claim counts as stale (pending).")
 def status(out_dir, combine, lock_timeout):
     """Counts of done/failed/running/pending units in OUT_DIR, and the failed units' errors."""

@@ -10,7 +10,16 @@ from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS, FAMILIES
 from linsig.recipes import RECIPES, TUNINGS
 from linsig.splits import DEFAULT_FRACTIONS, SPLITTERS
-from linsig.validation import InvalidSetting
+from linsig.validation import BOUNDS, InvalidSetting, check_bound
+
+#: Key of ``ctx.meta`` under which a command says, for Ctrl-C, what is kept and how to resume.
+INTERRUPTED_HINT = "linsig.interrupted"
+
+
+def on_interrupt(hint: str) -> None:
+    """What Ctrl-C keeps of the running command and how to go on (printed with exit status 130)."""
+    click.get_current_context().meta[INTERRUPTED_HINT] = hint
+
 
 # Settings fields whose option is not simply --field-name
 _OPTION_OF = {"n_folds": "--folds", "max_epochs": "--epochs", "signals": "--signal"}
@@ -24,6 +33,31 @@ def settings_errors_as_options():
     except InvalidSetting as exc:
         option = _OPTION_OF.get(exc.field, "--" + exc.field.replace("_", "-"))
         raise LinsigInputError(f"{option}: {exc.problem}") from None
+
+
+class Bounded(click.ParamType):
+    """A number checked against :data:`linsig.validation.BOUNDS` (the one table of numeric
+    bounds), so that an option refuses exactly what the Python API and experiment files refuse —
+    NaN and infinities included, which ``click.FloatRange`` lets through."""
+
+    def __init__(self, name: str):
+        self.bound_name = name
+        self.kind = int if BOUNDS[name].integer else float
+        self.name = "integer" if self.kind is int else "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = self.kind(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not {'an integer' if self.kind is int else 'a number'}", param, ctx)
+        try:
+            check_bound(self.bound_name, number)
+        except InvalidSetting as exc:
+            self.fail(exc.problem, param, ctx)
+        return number
 
 
 def csv_list(kind=str):
@@ -51,7 +85,7 @@ def grid_options(f):
                      help="strong: every model trained to what its class can reach (converged linear models, "
                           "AdamW networks, hyperparameters by nested CV per signal mode); paper: the paper's "
                           "exact training, to reproduce its figures."),
-        click.option("--folds", "n_folds", type=click.IntRange(2), default=5, show_default=True,
+        click.option("--folds", "n_folds", type=Bounded("n_folds"), default=5, show_default=True,
                      help="Outer cross-validation folds."),
         click.option("--seeds", default="0,1,2", show_default=True, callback=csv_list(int),
                      help="Comma-separated seeds (fold assignment, subsampling, initialisation)."),
@@ -68,21 +102,21 @@ def grid_options(f):
                           "full; paper: paper). strong recipe: full (each model's search space) or fast (a "
                           "smaller one); paper recipe: paper (25 random lr/weight-decay trials in [1e-6, 10]) "
                           "or fast (3×2 grid); off: model defaults."),
-        click.option("--epochs", "max_epochs", type=click.IntRange(1), default=None,
+        click.option("--epochs", "max_epochs", type=Bounded("max_epochs"), default=None,
                      help="Maximum training epochs of the networks [default: strong 100 (cosine schedule, "
                           "length chosen by CV), paper 50]."),
-        click.option("--batch-size", type=click.IntRange(1), default=None,
+        click.option("--batch-size", type=Bounded("batch_size"), default=None,
                      help="Mini-batch size [default: strong ceil(n/8) within 8–128, paper 16]."),
-        click.option("--patience", type=click.IntRange(1), default=None,
+        click.option("--patience", type=Bounded("patience"), default=None,
                      help="Epochs without improvement before a run stops [default: strong 20 (inner tuning "
                           "runs, after the warm-up), paper 7 (early stopping)]."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train: auto picks a CUDA GPU when torch sees one."),
-        click.option("--lr", type=float, default=None, help="Learning rate when --tuning off (default: per model)."),
-        click.option("--weight-decay", type=float, default=None,
+        click.option("--lr", type=Bounded("lr"), default=None, help="Learning rate when --tuning off (default: per model)."),
+        click.option("--weight-decay", type=Bounded("weight_decay"), default=None,
                      help="Weight decay of the networks [default: strong 1.0 (AdamW, decoupled), paper 0 "
                           "(Adam) when --tuning off]."),
-        click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+        click.option("--threads", type=Bounded("threads"), default=1, show_default=True,
                      help="CPU threads per training (results are bit-for-bit repeatable for a given count)."),
     ]
     for option in reversed(options):

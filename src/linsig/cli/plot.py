@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from linsig.cli.options import Bounded
 from linsig.system import available_cores
 
 
@@ -15,7 +16,7 @@ from linsig.system import available_cores
               help="Folder for the figures [default: RUN_DIR/figures].")
 @click.option("--format", "formats", default="png,svg", show_default=True,
               help="Comma-separated image formats (png, svg, pdf).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=available_cores, show_default="all cores",
+@click.option("-j", "--jobs", type=Bounded("jobs"), default=available_cores, show_default="all cores",
               help="Draw figures in this many processes. Rendering is matplotlib's, one figure per process at a time.")
 def plot(run_dir: Path, out_dir: Path | None, formats: str, jobs: int) -> None:
     """Draw learning curves (Fig 2-4, S2, S4 style) from RUN_DIR/results.parquet.

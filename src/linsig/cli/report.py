@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from linsig.cli.options import Bounded
 from linsig.system import available_cores
 
 
@@ -13,9 +14,9 @@ from linsig.system import available_cores
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="HTML file to write [default: RUN_DIR/report.html].")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=available_cores, show_default="all cores",
+@click.option("-j", "--jobs", type=Bounded("jobs"), default=available_cores, show_default="all cores",
               help="Processes for drawing figures that are missing. Rendering is matplotlib's, one figure per process at a time.")
-@click.option("--rope", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+@click.option("--rope", type=Bounded("rope"), default=0.01, show_default=True,
               help="Region of practical equivalence, in balanced accuracy: differences within ±ROPE count as "
                    "practically none (Bayesian probabilities) and a claim needs a difference beyond it.")
 def report(run_dir: Path, out: Path | None, jobs: int, rope: float) -> None:
@@ -24,9 +25,14 @@ def report(run_dir: Path, out: Path | None, jobs: int, rope: float) -> None:
     models beat the linear baseline and (b) whether there is non-linear signal, with the
     statistics behind them (corrected t-tests, Bayesian probabilities, permutation and cross-task
     tests); those are also written as RUN_DIR/verdict.parquet."""
+    from linsig.results import load_summary
     from linsig.report import write_report
+    from linsig.results import incomplete_message
 
     path, v = write_report(run_dir, out, jobs=jobs, rope=rope, with_verdict=True)
+    incomplete = incomplete_message(load_summary(run_dir), run_dir)
+    if incomplete:  # said where it is seen, not only inside the page's embedded options
+        click.echo(f"warning: {incomplete}", err=True)
     click.echo(f"(a) {v.answer_a}\n(b) {v.answer_b}")
     click.echo(f"Wrote {path}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from linsig.cli.options import csv_list, grid_options, settings_errors_as_options
+from linsig.cli.options import Bounded, csv_list, grid_options, on_interrupt, settings_errors_as_options
 from linsig.confounding import warnings_for as confounding_warnings
 from linsig.data.missing import MISSING_MODES
 from linsig.data.normalize import NORMALIZATIONS, ContradictoryNormalization, check_method, resolve_normalization
@@ -15,7 +15,9 @@ from linsig.models import parse_models
 from linsig.outputs import ensure_output_dir
 from linsig.permutation import check_permutations, evaluate_permutations, with_permutations
 from linsig.results import write_run
+from linsig.run_guard import guard_outputs, take_over
 from linsig.runner import build_tasks, normalize_group, prepare_dataset
+from linsig.system import available_cores
 from linsig.tasks import PRESETS
 
 
@@ -57,19 +59,21 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "samples, inside every fold) or drop-genes (remove genes with any missing value).")
 @click.option("--no-scale", is_flag=True, help="Do not 0–1 scale each gene (= --normalize none).")
 @grid_options
-@click.option("--permutations", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--permutations", type=Bounded("permutations"), default=0, show_default=True,
               help="Also rerun the grid with linear signal removed on N label permutations (within groups) "
                    "for an exact test of signal after removal; needs --signal …,removed. Costs N × that grid.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json).")
-@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+@click.option("-j", "--jobs", type=Bounded("jobs"), default=1, show_default=True,
               help="Compute units (model × seed × fold, and their label permutations) in this many processes, each with "
                    "--threads threads; "
                    "the results are the same as with one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True,
+              help="Replace what OUT holds (an experiment, or another run's results); never an input file.")
 def run(data_path, metadata, orientation, na_values, label, group, classes, min_groups, pairwise_top, preset,
         n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet):
+        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet, force):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
@@ -82,13 +86,25 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
         settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
                                          batch_size, patience, device, lr, weight_decay, threads, recipe)
     check_permutations(permutations, settings.signals)
+    cores = available_cores()
+    if settings.threads * jobs > cores:  # within the bounds, yet only switching between threads
+        click.echo(f"warning: --threads {settings.threads} × --jobs {jobs} asks for more threads than the {cores} "
+                   "CPU cores available here: training gets slower, not faster", err=True)
     zscore_group = normalize_group(group, preset) if normalize == "study-zscore" else None
     try:  # one validated method from here on
         normalize = resolve_normalization(normalize, scale=not no_scale)
     except ContradictoryNormalization as exc:
         raise click.UsageError(f"--no-scale contradicts --normalize {exc.normalize}") from None
     check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
+    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
+              "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
+              "permutations": permutations, "metadata": None if metadata is None else str(metadata),
+              "orientation": orientation, "classes": list(classes) if classes else None, "min_groups": min_groups,
+              "pairwise_top": pairwise_top, "n_top_genes": n_top_genes}
+    guard_outputs(out_dir, "run", [data_path, metadata], config, force=force)  # before any work (linsig.run_guard)
     ensure_output_dir(out_dir)
+    on_interrupt(f"nothing was written to {out_dir}; `linsig run` starts over when run again "
+                 "(`linsig experiment run` resumes a grid unit by unit)")
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
                             group=zscore_group, missing=missing, na_values=na_values)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
@@ -105,10 +121,9 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     results = evaluate(tasks, settings, progress=not quiet, jobs=jobs)
     if permutations:
         results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet, jobs=jobs))
-    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
-              "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
-              "permutations": permutations,
-              "preprocessing": adata.uns.get("linsig", {}).get("preprocessing")}
+    config["preprocessing"] = adata.uns.get("linsig", {}).get("preprocessing")
+    if force:
+        take_over(out_dir, "run")
     path = write_run(out_dir, results, summaries, config)
     ok = (results["status"] == "ok").sum()
     extra = f", {int((results['permutation'] > 0).sum())} of them on permuted labels" if permutations else ""

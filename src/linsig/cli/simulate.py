@@ -6,7 +6,11 @@ from pathlib import Path
 
 import click
 
-from linsig.data.simulate import KINDS, simulate
+from linsig.data.simulate import KINDS, InvalidSimulation, simulate
+from linsig.errors import LinsigInputError
+
+_OPTIONS = {"n_samples": "--samples", "n_features": "--features", "n_groups": "--groups", "shift": "--shift",
+            "class_balance": "--balance", "seed": "--seed"}
 
 
 @click.command("simulate")
@@ -27,7 +31,12 @@ def simulate_command(kind, out, samples, features, groups, shift, balance, seed)
     equal probability); linear: all features linear; noise: N(0, 1) regardless of class.
     Labels are in obs['label'], studies in obs['group'].
     """
-    adata = simulate(kind, samples, features, groups, shift, balance, seed)
+    if out.suffix.lower() != ".h5ad":  # any other name would later be read as a table
+        raise LinsigInputError(f"{out}: simulate writes an .h5ad file; give OUT a name ending in .h5ad")
+    try:
+        adata = simulate(kind, samples, features, groups, shift, balance, seed)
+    except InvalidSimulation as exc:
+        raise LinsigInputError(f"{_OPTIONS.get(exc.field, exc.field)}: {exc.problem}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     adata.write_h5ad(tmp)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import lzma
+import warnings
 import zipfile
 import zlib
 from collections import defaultdict
@@ -95,10 +96,33 @@ def read_table(path: str | Path, text: bool = False) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as exc:
         raise LinsigInputError(f"{path}: cannot be read as a {suffix[1:]} table ({exc})") from exc
     if df.shape[0] == 0 or df.shape[1] == 0:
-        raise LinsigInputError(f"{path}: the table has no data rows or no data columns")
+        raise LinsigInputError(f"{path}: the table has no data rows or no data columns{_delimiter_hint(path, suffix)}")
+    empty = pd.isna(df.index) | (df.index.map(lambda v: str(v).strip()) == "")
+    if empty.any():  # pandas would make it the id "nan"
+        line = int(np.argmax(empty)) + 2  # 1-based, after the header
+        what = "sample id" if text else "id"
+        raise LinsigInputError(f"{path}: line {line} has an empty {what} in the first column (every row needs its id)")
     df.index = df.index.map(str)
     df.columns = df.columns.map(str)
     return df
+
+
+def _delimiter_hint(path: Path, suffix: str) -> str:
+    """Why a text table read as one column may have: another delimiter than its name says."""
+    if suffix == ".parquet":
+        return ""
+    try:
+        first = pd.read_csv(path, sep="\x00", header=None, nrows=1, dtype=str, engine="python").iloc[0, 0]
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    expected = TABLE_SUFFIXES[suffix]
+    names = {",": "comma", "\t": "tab", ";": "';'", "|": "'|'"}
+    for sep, name in names.items():
+        if sep != expected and sep in str(first):
+            want = {",": ".csv", "\t": ".tsv"}.get(sep, "a comma- (.csv) or tab-separated (.tsv) table")
+            return (f"; its first line looks {name}-separated, but a {suffix} file is read as "
+                    f"{names[expected]}-separated: save it as {want}")
+    return ""
 
 
 def check_na_values(na_values) -> tuple[str, ...]:
@@ -168,6 +192,30 @@ def validate_matrix(X: np.ndarray, sample_ids, gene_ids, source: Path | str, all
         )
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def to_float32(X, sample_ids, gene_ids, source: Path | str) -> np.ndarray:
+    """``X`` as float32, refusing finite values beyond float32's range (±3.4e38), named as such.
+
+    Cast blindly, 1e300 becomes inf (with numpy's overflow warning) and is then reported as an
+    "infinite value" the file does not hold.
+    """
+    X = np.asarray(X)
+    if X.dtype.kind == "f" and X.dtype.itemsize > 4:
+        with np.errstate(invalid="ignore"):
+            big = np.isfinite(X) & (np.abs(X) > _FLOAT32_MAX)
+        if big.any():
+            rows, cols = np.nonzero(big)
+            samples = pd.unique(np.asarray(sample_ids)[rows])
+            genes = pd.unique(np.asarray(gene_ids)[cols])
+            raise LinsigInputError(
+                f"{source}: {int(big.sum())} expression values beyond float32's range (±3.4e38; linsig computes in "
+                f"float32), e.g. {X[rows[0], cols[0]]:g} in samples {_preview(samples)} (genes {_preview(genes)}); "
+                "rescale the data (e.g. log-transform) or fix the values")
+    return X.astype(np.float32, copy=False)
+
+
 def dense_matrix(adata: ad.AnnData, allow_nan: bool = False) -> np.ndarray:
     """``adata.X`` as a dense float32 array (sparse and integer matrices too), checked for NaN/inf
     (only inf with ``allow_nan``)."""
@@ -177,7 +225,7 @@ def dense_matrix(adata: ad.AnnData, allow_nan: bool = False) -> np.ndarray:
     X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
     if X.ndim != 2 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise LinsigInputError(f"{source}: X must be a numeric samples × genes matrix, got {X.dtype} of shape {X.shape}")
-    X = X.astype(np.float32, copy=False)
+    X = to_float32(X, adata.obs_names, adata.var_names, source)
     validate_matrix(X, adata.obs_names, adata.var_names, source, allow_nan=allow_nan)
     return X
 
@@ -189,7 +237,7 @@ def _numeric_matrix(df: pd.DataFrame, source: Path) -> np.ndarray:
             f"{source}: non-numeric expression columns: {_preview(non_numeric)} "
             "(the first column must hold the ids; all other columns numbers)"
         )
-    return df.to_numpy(dtype=np.float32)
+    return to_float32(df.to_numpy(dtype=np.float64), df.index, df.columns, source)
 
 
 def read_expression_table(
@@ -235,7 +283,7 @@ def read_expression_table(
         non_numeric = [c for c in expr.columns if not pd.api.types.is_numeric_dtype(expr[c])]
         if non_numeric:
             raise LinsigInputError(f"{path}: non-numeric values in sample columns: {_preview(non_numeric)}")
-        X = expr.to_numpy(dtype=np.float32).T
+        X = to_float32(expr.to_numpy(dtype=np.float64), expr.index, expr.columns, path).T
         samples, genes = expr.columns, expr.index
     elif orientation == "samples-by-genes":
         _check_unique(expr.index, "sample", path)
@@ -276,11 +324,20 @@ def read_h5ad(path: str | Path, backed: bool = True) -> ad.AnnData:
     if path.stat().st_size == 0:
         raise LinsigInputError(f"{path}: the file is empty")
     try:
-        adata = ad.read_h5ad(path, backed="r" if backed else None)
+        with warnings.catch_warnings():
+            # anndata's own warning about repeated names; the check below names them, as an error
+            warnings.filterwarnings("ignore", message=r".* names are not unique", category=UserWarning)
+            adata = ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as exc:  # h5py/anndata raise many types for a corrupt file
         raise LinsigInputError(f"{path}: not a readable .h5ad file ({exc})") from exc
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise LinsigInputError(f"{path}: the dataset has no samples or no genes")
+    if _no_matrix(adata):
+        layers = list(adata.layers.keys()) if adata.layers is not None else []
+        where = (f"the data are in layer(s) {', '.join(map(repr, layers))}: put the one to analyse in X "
+                 f"(adata.X = adata.layers[{layers[0]!r}]; adata.write_h5ad(…))" if layers
+                 else "it holds no expression values")
+        raise LinsigInputError(f"{path}: no expression matrix X; {where}")
     _check_unique(adata.obs_names, "sample", path)
     _check_unique(adata.var_names, "gene", path)
     info = dict(adata.uns.get("linsig", {}))
@@ -288,6 +345,25 @@ def read_h5ad(path: str | Path, backed: bool = True) -> ad.AnnData:
     info.setdefault("source", str(path))
     adata.uns["linsig"] = info
     return adata
+
+
+def _no_matrix(adata: ad.AnnData) -> bool:
+    """Whether an AnnData has no ``X`` (written with its data in layers only)."""
+    if adata.isbacked:
+        try:
+            return "X" not in adata.file._file  # backed: asking for X would be a bare KeyError
+        except Exception:  # noqa: BLE001 - let reading X later say what is wrong
+            return False
+    return adata.X is None
+
+
+def check_varies(X, source) -> None:
+    """Refuse a matrix whose every value is the same: no gene varies, no model can learn."""
+    X = np.asarray(X)
+    if X.size and np.all(X == X.flat[0]):
+        raise LinsigInputError(f"{source}: every expression value is the same ({X.flat[0]:g}): the matrix is "
+                               "constant, no gene varies and every model would score chance; are the data in "
+                               "a layer rather than X, or was X zeroed?")
 
 
 def read_dataset(

@@ -49,6 +49,11 @@ def check_simulation(kind: str = "mixed", n_samples: int = 1000, n_features: int
         raise InvalidSimulation("shift", f"must be a finite number, got {shift}")
     if not 0 < class_balance < 1:
         raise InvalidSimulation("class_balance", f"the fraction of class 1 must be in (0, 1), got {class_balance}")
+    n_pos = int(round(n_samples * class_balance))
+    if min(n_pos, n_samples - n_pos) < 2:  # one class (or one sample of it): nothing to cross-validate
+        raise InvalidSimulation("class_balance", f"{class_balance:g} of {n_samples} samples leaves "
+                                f"{n_pos} in class 1 and {n_samples - n_pos} in class 0; each class needs at "
+                                "least 2 (raise the balance towards 0.5, or the number of samples)")
     if not 0 <= seed <= MAX_SEED:
         raise InvalidSimulation("seed", f"must be an integer from 0 to 2**32 - 1, got {seed}")
 

@@ -44,9 +44,27 @@ def _crash_payload(unit: WorkUnit, exc: BaseException) -> dict:
             "seconds": 0.0, "host": socket.gethostname(), "pid": None, "task": None}
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _lost(executor, exc: BaseException | None = None) -> str | None:
+    """Whether the executor's cluster is gone (its own test), rather than a unit failing."""
+    lost = getattr(executor, "lost", None)
+    return lost(exc) if lost is not None else None
+
+
 def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = True,
-                   lock_timeout: float = 300.0, poll: float = 0.5) -> RunReport:
-    """Compute every unfinished unit of ``experiment`` into ``out_dir`` and rebuild the results."""
+                   lock_timeout: float = 300.0, poll: float = 0.5, notify=_warn,
+                   idle_notice: float = 15.0) -> RunReport:
+    """Compute every unfinished unit of ``experiment`` into ``out_dir`` and rebuild the results.
+
+    ``notify`` hears why nothing has progressed for ``idle_notice`` seconds when the executor
+    can tell (a Dask scheduler without workers). When the executor's cluster is lost, the units
+    in flight are released (pending, not failed: nothing is known against them), the results of
+    the finished ones are combined as usual, and :class:`~linsig.executors.ExecutorLost`
+    says so and how to resume.
+    """
     from linsig.progress import progress_bar
 
     units = expand(experiment)
@@ -90,10 +108,12 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
         report.failures.append((unit.describe(), error.splitlines()[0] if error else ""))
 
     status()
+    lost: str | None = None
+    last_progress, told = time.time(), None
     store.start_heartbeat()
     try:
-        while pending or inflight or watched:
-            while pending and len(inflight) < executor.capacity:
+        while (pending or inflight or watched) and not lost:
+            while pending and len(inflight) < executor.capacity and not lost:
                 unit = pending.popleft()
                 if not store.claim(unit.key):
                     watched.append(unit)
@@ -105,15 +125,33 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
                     store.release(unit.key)
                     failed(unit, (store.read_meta(unit.key) or {}).get("error", ""))
                 else:
-                    inflight[executor.submit(unit)] = unit
+                    try:
+                        inflight[executor.submit(unit)] = unit
+                    except Exception as exc:
+                        lost = _lost(executor, exc)
+                        store.release(unit.key)
+                        if not lost:
+                            raise
                 status()
             if inflight:
                 finished, _ = cf.wait(list(inflight), timeout=poll, return_when=cf.FIRST_COMPLETED)
+                if finished:
+                    last_progress, told = time.time(), None
+                elif time.time() - last_progress > idle_notice and hasattr(executor, "idle_reason"):
+                    reason = executor.idle_reason()
+                    if reason and reason != told:  # once per reason, not at every poll
+                        notify(reason)
+                        told = reason
                 for future in finished:
                     unit = inflight.pop(future)
                     try:
                         payload = future.result()
-                    except Exception as exc:  # the worker process itself died
+                    except Exception as exc:  # the worker process itself died, or the cluster is gone
+                        gone = _lost(executor, exc)
+                        if gone:  # not the unit's fault: leave it pending for the next run
+                            lost = gone
+                            store.release(unit.key)
+                            continue
                         payload = _crash_payload(unit, exc)
                     store.record(unit, payload)
                     store.release(unit.key)
@@ -144,7 +182,15 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
         store.stop_heartbeat()
         store.release_all()
         bar.close()
-    executor.close()
-    path, _ = store.combine(units)
+    executor.close(cancel=bool(lost))
+    path, _ = store.combine(units)  # also after a lost cluster: the finished units are results
     report.results = os.fspath(path)
+    if lost:
+        from linsig.executors import ExecutorLost
+
+        remaining = report.total - report.done - report.failed
+        raise ExecutorLost(
+            f"{lost}; {report.done} of {report.total} units are done and in {path}, {remaining} not computed "
+            f"(none of them counted as failed); run the same command again, with a reachable scheduler, to "
+            f"compute them")
     return report

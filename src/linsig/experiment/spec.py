@@ -314,8 +314,10 @@ def _tasks(value, where: str, origin: str) -> tuple[dict, ...]:
 
 
 def _fingerprint(path: Path) -> dict:
-    st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """What a unit key knows of a data file: its content (SHA-256, cached), never its mtime."""
+    from linsig.data.identity import content_fingerprint
+
+    return content_fingerprint(path)
 
 
 def _file(value, where: str, origin: str, base: Path, check: bool) -> str:
@@ -480,6 +482,33 @@ def load_experiment(source: str | os.PathLike, overrides: dict[str, Any] | None 
     """
     path = locate(source)
     origin = str(path)
-    doc, variables = apply_overrides(read_document(path), dict(overrides or {}), origin)
+    overrides = {k: _from_shell(k, v) for k, v in dict(overrides or {}).items()}
+    doc, variables = apply_overrides(read_document(path), overrides, origin)
     doc = _substitute(doc, "", origin, variables, strict=check_files)
-    return parse_document(doc, origin, path.parent, check_files=check_files)
+    return parse_document(doc, origin, _relative_to(path), check_files=check_files)
+
+
+def _relative_to(path: Path) -> Path:
+    """The folder relative data paths of an experiment file are read from.
+
+    A user's file: its own folder (the file and its data travel together). A shipped preset: the
+    working folder — a preset lives inside the installed package, where no data are, and its
+    paths come from the user's shell (``${GTEX_H5AD}``, ``--set data.gtex=…``).
+    """
+    try:
+        if path.resolve().parent == Path(str(_preset_dir())).resolve():
+            return Path.cwd()
+    except OSError:
+        pass
+    return path.parent
+
+
+def _from_shell(key: str, value):
+    """A relative data path given with ``--set`` is relative to the working folder, where it was typed."""
+    parts = key.split(".")
+    is_path = parts[0] == "data" and (len(parts) == 2 or (len(parts) == 3 and parts[2] in ("path", "metadata")))
+    if is_path and isinstance(value, str) and value and "${" not in value:
+        expanded = os.path.expanduser(value)
+        if not os.path.isabs(expanded):
+            return str(Path.cwd() / expanded)
+    return value

@@ -83,8 +83,21 @@ def _differences(old: dict, new: dict) -> list[str]:
     for name, source in (new.get("sources") or {}).items():
         before = (old.get("sources") or {}).get(name)
         if before is not None and before.get("fingerprint") != source.get("fingerprint"):
-            out.append(f"data.{name}: the file changed since (size or modification time)")
+            out.append(f"data.{name}: the file's content changed since (SHA-256)")
     return out
+
+
+def manifest_problem(manifest) -> str | None:
+    """What makes a parsed ``experiment.json`` unusable (its shape), or ``None``."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    units = manifest.get("units")
+    if not isinstance(units, list):
+        return "'units' is not a list"
+    for i, entry in enumerate(units):
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
+            return f"units[{i}] is not an object with a 'key'"
+    return None
 
 
 class UnitStore:
@@ -126,9 +139,10 @@ class UnitStore:
 
     def read_meta(self, key: str) -> dict | None:
         try:
-            return json.loads(self.path(key, "json").read_text())
+            meta = json.loads(self.path(key, "json").read_text())
         except (OSError, ValueError):
             return None
+        return meta if isinstance(meta, dict) else None  # another shape: no status to read
 
     def failed_since(self, key: str, since: float) -> bool:
         meta = self.read_meta(key)
@@ -340,11 +354,29 @@ class UnitStore:
             f"Use another --out, or delete {path} to run this definition here (finished units it shares are kept)"
         )
 
-    def read_manifest(self) -> dict | None:
+    def read_manifest(self, strict: bool = False) -> dict | None:
+        """``experiment.json``, or ``None`` when missing, unreadable or not of its shape.
+
+        ``strict``: raise :class:`LinsigInputError` naming the file instead, when it exists but
+        cannot be used (what ``experiment status`` reports); a runner treats such a file as
+        defining nothing (see :meth:`adopt`).
+        """
+        path = self.root / MANIFEST
         try:
-            return json.loads((self.root / MANIFEST).read_text())
-        except (OSError, ValueError):
+            manifest = json.loads(path.read_text())
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError) as exc:
+            if strict:
+                raise LinsigInputError(f"{path}: cannot be read as an experiment definition ({exc})") from exc
+            return None
+        problem = manifest_problem(manifest)
+        if problem:
+            if strict:
+                raise LinsigInputError(f"{path}: not an experiment definition ({problem}); "
+                                       "`linsig experiment run` with --out here writes a new one")
+            return None
+        return manifest
 
     def combine(self, units=None) -> tuple[Path, pd.DataFrame]:
         """Rebuild ``results.parquet`` and ``summary.json`` from the finished units.

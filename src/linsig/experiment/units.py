@@ -5,8 +5,8 @@ With ``settings.permutations = N`` the grid also holds, per task and split, N la
 within groups (:mod:`linsig.permutation`), whose rows carry ``permutation = i``.
 
 A unit is one :func:`linsig.evaluation.run_unit` call (or one pretraining repetition). Its key is
-the SHA-256 of the canonical JSON of its full specification — dataset source with the file's size
-and mtime, task, settings, model, seed, fold and the linsig version — so that a finished unit is
+the SHA-256 of the canonical JSON of its full specification — dataset source with the SHA-256 of
+its files (cached: :mod:`linsig.data.identity`), task, settings, model, seed, fold and the linsig version — so that a finished unit is
 found again on a re-run and anything that changes its result gives it a new key.
 
 :func:`compute_unit` is what a worker runs: it loads (and caches, per process) the dataset and

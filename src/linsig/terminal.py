@@ -1,0 +1,35 @@
+"""The one sanitiser for text that reaches a terminal from files linsig did not write just now.
+
+Error texts, unit names and hosts stored in a run folder (``units/*.json``, ``experiment.json``,
+claims) may come from another user on a shared file system, and error messages quote file and
+column names from the user's data. A terminal obeys control sequences in what it prints: ESC
+``]`` (OSC: window title, clipboard writes), ESC ``P`` (DCS), the 8-bit CSI ``\\x9b``, BEL, and
+bidirectional overrides that reorder what is shown. :func:`safe_text` shows every such
+character as a visible escape (``\\x1b``, ``\\u202e``) instead, so the text can be read but not
+obeyed; everything printed from a run folder goes through it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def _visible(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(text, keep_newlines: bool = False) -> str:
+    """``text`` with every control or format character (C0, DEL, C1, bidi and other Cc/Cf code
+    points) written as a visible escape; tabs become spaces, newlines too unless ``keep_newlines``."""
+    out = []
+    for ch in str(text):
+        if ch == "\n" and keep_newlines:
+            out.append(ch)
+        elif ch in "\t\n\r":
+            out.append(" ")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in "\u200d":
+            out.append(_visible(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
