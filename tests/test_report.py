@@ -386,3 +386,48 @@ def test_permutation_rows_are_neither_plotted_nor_counted_as_skipped(tmp_path):
     assert "0 skipped" in page and "rows of 1 label permutations" in page
     sig = verdict(df).signal
     assert sig["permutations"] == 1 and sig["groups"][0]["models"][2]["p_permutation"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ issue 28: bounds and words
+
+NEAR_ONE = make(none={"logreg": 0.99, "svm": 0.985, "mlp3": 0.995, "mlp5": 0.99},
+                removed={"logreg": 0.5, "svm": 0.5, "mlp3": 0.99, "mlp5": 0.98}, noise=0.04, seeds=1)
+
+
+def test_every_interval_the_report_prints_is_within_its_range():
+    table = accuracy_table(NEAR_ONE)
+    assert table["ci_high"].max() <= 1.0 and table["ci_low"].min() >= 0.0
+    assert (table["ci_high"] == 1.0).any()  # the unclipped interval went above 1
+    from linsig.report import render_html
+
+    page = render_html(NEAR_ONE, None, [])
+    intervals = [(float(a), float(b)) for a, b in
+                 re.findall(r"\[(?:95% CI )?([-+−]?\d+\.\d+), ([-+−]?\d+\.\d+)\]", page.replace("−", "-"))]
+    assert len(intervals) > 20
+    for lo, hi in intervals:  # differences and excesses over chance included
+        assert -1.0 <= lo <= hi <= 1.0, (lo, hi)
+    accuracy = page[page.index("by training size</h2>"):]
+    acc = re.findall(r"\[(\d\.\d+), (\d\.\d+)\]", accuracy)
+    assert acc and all(0.0 <= float(a) <= float(b) <= 1.0 for a, b in acc)
+    v = verdict(NEAR_ONE)
+    for g in v.signal["groups"]:
+        for m in g["models"]:  # an excess over chance c cannot pass 1 − c
+            assert m["ci_high"] <= 1 - m["chance"] + 1e-12
+
+
+def test_tasks_without_a_group_column_are_not_called_study_wise(tmp_path):
+    from linsig.plots import figure_specs
+
+    summary = {"tasks": [{"dataset": "gtex", "task": "sex", "n_samples": 128, "n_groups": 128,
+                          "group_key": "(each sample)", "label_key": "sex", "n_genes": 50,
+                          "classes": {"male": 64, "female": 64}}]}
+    df = make(none={"logreg": 0.8, "svm": 0.8, "mlp3": 0.9, "mlp5": 0.9})  # n_val_groups == n_val
+    df.to_parquet(tmp_path / "results.parquet")
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = write_report(tmp_path).read_text()
+    assert "((" not in page and "128 (each sample its own group)" in page
+    assert "study-wise split" not in page and "sample-wise split, no group column" in page
+    assert all("study-wise" not in s["title"] for s in figure_specs(df))
+    grouped = df.assign(n_val_groups=5, n_train_groups=20)  # a real group column: study-wise
+    assert "study-wise split" in verdict(grouped).short_a[0]
+    assert any("study-wise split" in s["title"] for s in figure_specs(grouped))

@@ -58,6 +58,7 @@ from linsig.models import DEFAULT_MODELS as BASE_MODELS
 from linsig.models import LINEAR_MODELS
 from linsig.outputs import atomic_write_bytes, file_sha256
 from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE, describes
+from linsig.wording import SPLIT_LABELS, split_label  # noqa: F401 - SPLIT_LABELS re-exported
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ SIGNAL_LABELS = {
     "removed_full": "After removal on the full dataset",
     "study": "Study signal removed",
 }
-SPLIT_LABELS = {"study": "study-wise split", "sample": "sample-wise split"}
 
 X_LABEL = "Training samples"
 Y_LABEL = "Balanced accuracy"
@@ -598,7 +598,7 @@ def learning_curve_figure(df: pd.DataFrame, title: str | None = None, frac: floa
         title = _dataset_task_title(df)
         extra = []
         if "split" in df and df["split"].nunique() == 1:
-            extra.append(SPLIT_LABELS.get(df["split"].iloc[0], f"{df['split'].iloc[0]} split"))
+            extra.append(split_label(df["split"].iloc[0], df))
         if "pretraining" in df and df["pretraining"].nunique() == 1 and df["pretraining"].iloc[0] != "none":
             extra.append(df["pretraining"].iloc[0])
         if extra:
@@ -826,7 +826,7 @@ def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
 
     keys = ["dataset", "task", "split", "pretraining"]
     for (dataset, task, split, pre), sub in df.groupby(keys, sort=True):
-        title = f"{dataset}: {task} ({SPLIT_LABELS.get(split, split + ' split')}"
+        title = f"{dataset}: {task} ({split_label(split, sub)}"
         title += ", pretrained)" if pre != "none" else ")"
         add("learning_curve", _slug("learning_curve", dataset, task, split, pre), title,
             "Balanced accuracy against training samples, one LOESS curve (95% band) per model "
@@ -838,7 +838,7 @@ def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
     for (dataset, split, pre), sub in df[df["n_classes"] == 2].groupby(
             ["dataset", "split", "pretraining"], sort=True):
         if sub["task"].nunique() >= 2:
-            title = f"{dataset}: binary tasks ({SPLIT_LABELS.get(split, split + ' split')}"
+            title = f"{dataset}: binary tasks ({split_label(split, sub)}"
             title += ", pretrained)" if pre != "none" else ")"
             add("binary_tasks", _slug("binary_tasks", dataset, split, pre), title,
                 "One pair of panels per binary task (Fig 2 style): before | after signal removal.",
@@ -846,7 +846,7 @@ def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
 
     sim = df[df["dataset"].map(lambda d: is_simulated(d, summary)).astype(bool)]
     for (split, pre), sub in sim.groupby(["split", "pretraining"], sort=True):
-        title = f"Simulated data ({SPLIT_LABELS.get(split, split + ' split')})"
+        title = f"Simulated data ({split_label(split, sub)})"
         add("simulated", _slug("simulated", split, pre), title,
             "Simulated datasets (Fig 4 style); dotted line: majority-class predictor "
             "(balanced accuracy 1/n_classes).", simulated_figure, sub)

@@ -56,6 +56,7 @@ from linsig.plots import (
     usable_rows,
 )
 from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE
+from linsig.wording import UNGROUPED, group_words, ungrouped_tasks
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
     ALPHA,
     BEAT,
@@ -102,7 +103,8 @@ def _fmt_prob(p: float) -> str:
 
 
 def _group_name(g: dict) -> str:
-    name = f"{g['dataset']} / {g['task']} ({g['split']}-wise split"
+    # "ungrouped": set by verdict() on tasks whose groups were the samples (no group column)
+    name = f"{g['dataset']} / {g['task']} ({UNGROUPED if g.get('ungrouped') else g['split'] + '-wise split'}"
     if g.get("recipe"):
         name += f", {g['recipe']} recipe"
     return name + (f", {g['pretraining']})" if g["pretraining"] != "none" else ")")
@@ -287,6 +289,29 @@ def _lines_across(across: dict) -> list[str]:
     return lines
 
 
+def _clip(lo: float, hi: float, low: float, high: float) -> tuple[float, float]:
+    """A t-interval cut to the values its quantity can take (NaN stays NaN): a balanced accuracy
+    lies in [0, 1], so a mean's interval does, a difference of two in [−1, 1], an excess over
+    chance c in [−c, 1 − c]."""
+    return (float(np.clip(lo, low, high)) if np.isfinite(lo) else lo,
+            float(np.clip(hi, low, high)) if np.isfinite(hi) else hi)
+
+
+def _annotate(df: pd.DataFrame, comp: dict, sig: dict, studies: dict) -> None:
+    """Bound every interval to what its quantity can take, and mark the groups of tasks
+    without a group column (``ungrouped``: worded "each sample its own group", not study-wise)."""
+    bare = ungrouped_tasks(usable_rows(df))
+    for result in (comp, sig, studies):
+        for g in result.get("groups", []):
+            g["ungrouped"] = (str(g["dataset"]), str(g["task"]), str(g["split"])) in bare
+    for g in comp.get("groups", []) + studies.get("groups", []):
+        for c in g["comparisons"]:
+            c["ci_low"], c["ci_high"] = _clip(c["ci_low"], c["ci_high"], -1.0, 1.0)
+    for g in sig.get("groups", []):
+        for m in g["models"]:
+            m["ci_low"], m["ci_high"] = _clip(m["ci_low"], m["ci_high"], -m["chance"], 1.0 - m["chance"])
+
+
 def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdict:
     """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md)."""
     df = load_results(df)
@@ -294,6 +319,7 @@ def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdi
     sig = nonlinear_signal_test(df, rope=rope, alpha=alpha)
     studies = per_study(df, alpha=alpha)
     across = cross_task(df, alpha=alpha)
+    _annotate(df, comp, sig, studies)
     lines_a, short_a = _lines_a(comp)
     if comp["available"]:
         answer_a = _summarise(
@@ -341,8 +367,9 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     agg = agg.reset_index()
     tq = _scipy_stats.t.ppf(0.975, np.maximum(agg["n"] - 1, 1))
     half = np.where(agg["n"] > 1, tq * agg["sd"] / np.sqrt(agg["n"]), np.nan)
-    agg["ci_low"] = agg["mean"] - half
-    agg["ci_high"] = agg["mean"] + half
+    # a balanced accuracy lies in [0, 1]: so does any interval for its mean (0.99 ± 0.02 is [0.97, 1])
+    agg["ci_low"] = np.clip(agg["mean"] - half, 0.0, 1.0)
+    agg["ci_high"] = np.clip(agg["mean"] + half, 0.0, 1.0)
     return agg.drop(columns="sd")
 
 
@@ -431,7 +458,7 @@ def _tasks_html(tasks: list[dict]) -> str:
         else:
             cls = ", ".join(_e(k) for k in classes) or "n/a"
         n_classes = len(classes) if classes else t.get("n_classes")
-        group = f"{_num(t['n_groups'])}" + (f" ({_e(t['group_key'])})" if t.get("group_key") else "")
+        group = group_words(t["n_groups"], _e(t.get("group_key")), _num)
         rows.append(
             f"<tr><td class=l>{_e(t['dataset'])}</td><td class=l>{_e(t['task'])}</td>"
             f"<td>{_num(t['n_samples'])}</td><td>{group}</td><td>{_num(t['n_genes'])}</td>"
@@ -441,13 +468,14 @@ def _tasks_html(tasks: list[dict]) -> str:
             + "".join(rows) + "</table>")
 
 
-def _accuracy_html(table: pd.DataFrame) -> str:
+def _accuracy_html(table: pd.DataFrame, bare: set | frozenset = frozenset()) -> str:
     if table.empty:
         return "<p>No usable rows.</p>"
     parts = []
     keys_of = group_keys(table) + ["signal"]
     for keys, sub in table.groupby(keys_of, sort=False):
         g = dict(zip(keys_of, keys))
+        g["ungrouped"] = (str(g["dataset"]), str(g["task"]), str(g["split"])) in bare
         fracs = sorted(sub["fraction"].unique())
         head = "".join(
             f"<th>{f:g}<br><span class=muted>n≈{sub[sub['fraction'] == f]['n_train'].mean():,.0f}"
@@ -729,7 +757,7 @@ dotted line: majority-class baseline (1/n_classes).</p>
 <h2>Balanced accuracy by training size</h2>
 <p class=muted>Mean over seeds and folds, with a 95% t-interval, per model and training-fraction
 bin (column header: fraction, and the mean number of training samples).</p>
-{_accuracy_html(accuracy_table(df))}
+{_accuracy_html(accuracy_table(df), ungrouped_tasks(usable_rows(df)))}
 <script>{_SCRIPT}</script>
 </body></html>
 """
