@@ -431,3 +431,61 @@ def test_tasks_without_a_group_column_are_not_called_study_wise(tmp_path):
     grouped = df.assign(n_val_groups=5, n_train_groups=20)  # a real group column: study-wise
     assert "study-wise split" in verdict(grouped).short_a[0]
     assert any("study-wise split" in s["title"] for s in figure_specs(grouped))
+
+
+# ------------------------------------------------------------------ issue 28: the first screen
+
+SIX_TASKS = synthetic_results(
+    {("gtex", f"tissue:Blood-vs-t{i}", 2): {
+        "none": {"logreg": 0.8, "svm": 0.79, "mlp3": 0.8 + 0.02 * i, "mlp5": 0.81},
+        "removed": {"logreg": 0.5, "svm": 0.5, "mlp3": 0.5 + 0.03 * i, "mlp5": 0.52}} for i in range(6)},
+    fractions=3, seeds=2).assign(n_val_groups=5)
+
+
+@pytest.fixture(scope="module")
+def six_task_report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("six")
+    df = SIX_TASKS.assign(roc_auc=np.clip(SIX_TASKS["balanced_accuracy"] + 0.05, 0, 1))
+    df.to_parquet(path / "results.parquet")
+    return write_report(path)
+
+
+def test_first_screen_answers_both_questions_per_task_with_an_overview_figure(six_task_report):
+    page = six_task_report.read_text()
+    glance = page[page.index('<section id=at-a-glance>'):page.index('</section>')]
+    assert page.index("at-a-glance") < page.index('id="verdict-a"') < page.index("<h2>Data and tasks")
+    rows = re.findall(r"<tr><td class=l>(gtex / tissue:Blood-vs-t\d[^<]*)</td>", glance)
+    assert len(rows) == 6  # one line per task
+    for i in range(6):  # each line answers (a) and (b), with the number and its interval
+        line = glance[glance.index(f"t{i} (study-wise split)"):]
+        line = line[:line.index("</tr>")]
+        assert line.count("<b class='w") == 2 and "logreg:" in line and "above chance:" in line
+    assert BEAT in glance and SIGNAL in glance
+    assert glance.count("data:image/png;base64,") == 1 and "id=overview" in glance
+
+
+def test_overview_forest_plot_draws_every_non_linear_model_with_its_interval():
+    from linsig.overview import overview_figure
+
+    v = verdict(SIX_TASKS)
+    fig = overview_figure(v.comparison, v.signal)
+    left, right = fig.axes[:2]
+    for ax in (left, right):
+        gids = [line.get_gid() or "" for line in ax.get_lines()]
+        assert sum(g.startswith("estimate:") for g in gids) == 12  # 6 tasks × mlp3, mlp5
+        assert sum(g.startswith("interval:") for g in gids) == 12
+    assert [t.get_text() for t in left.get_yticklabels()][0].startswith("gtex / tissue:Blood-vs-t0")
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_first_screen_in_headless_chromium_fits_the_page(six_task_report, width):
+    require_chromium()
+    attrs = body_attrs(dump_dom(six_task_report, width=width))
+    assert attrs["data-images-ok"] == "true", attrs
+    assert int(attrs["data-viewport"]) == width
+    assert int(attrs["data-page-width"]) <= width, attrs  # the page never scrolls sideways
+    assert attrs["data-tables-spilling"] == "0", attrs  # wide tables scroll inside their own box
+    assert attrs["data-glance-fits"] == "true"
+    assert int(attrs["data-glance-top"]) < 450  # the answers are on the first screen
+    if width == 1400:
+        assert int(attrs["data-overview-top"]) < 900  # and the overview figure starts on it

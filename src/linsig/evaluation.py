@@ -25,7 +25,7 @@ from sklearn.metrics import accuracy_score
 from linsig import splits
 from linsig.data.missing import impute_fold, impute_from_rows
 from linsig.errors import LinsigInputError
-from linsig.metrics import balanced_accuracy
+from linsig.metrics import balanced_accuracy, continuous_scores, roc_auc
 from linsig.models import DEFAULT_MODELS, is_linear, make_model
 from linsig.recipes import get_recipe
 from linsig.tasks import Task
@@ -39,7 +39,7 @@ from linsig.validation import check_settings
 RESULT_COLUMNS = (
     "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
     "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "classes",
-    "balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
+    "balanced_accuracy", "roc_auc", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
     "recipe", "lr", "weight_decay", "params", "tuning", "tuning_score", "epochs_trained", "best_epoch", "diverged",
     "converged", "reference_balanced_accuracy", "fit_seconds", "tune_seconds", "device", "status", "skip_reason",
 )
@@ -200,7 +200,8 @@ def score(model, X_va: np.ndarray, y_va: np.ndarray) -> dict:
     """Metrics and training summary of a fitted model on the held-out set, as result-row fields."""
     pred = model.predict(X_va)
     params = model.chosen_params()
-    return {"balanced_accuracy": float(balanced_accuracy(y_va, pred)), "accuracy": float(accuracy_score(y_va, pred)),
+    return {"balanced_accuracy": float(balanced_accuracy(y_va, pred)), "roc_auc": roc_auc(y_va, *continuous_scores(model, X_va)),
+            "accuracy": float(accuracy_score(y_va, pred)),
             # diverged: the loss went non-finite (scores come from the best earlier epoch, or broken weights)
             **model.fit_summary(),
             "lr": float(params.get("lr", math.nan)), "weight_decay": float(params.get("weight_decay", math.nan)),
@@ -299,7 +300,7 @@ def _run_unit(task: Task, unit: Unit, settings: Settings) -> list[dict]:
                 "train_fraction": fraction, "n_train": len(idx), "n_val": len(val_idx),
                 "n_train_groups": int(np.unique(g_tr).size), "n_val_groups": int(np.unique(g_va).size),
                 "n_classes": K, "classes": "|".join(map(str, task.classes)),
-                "balanced_accuracy": np.nan, "accuracy": np.nan, "chance_balanced_accuracy": chance_balanced_accuracy(y_va),
+                "balanced_accuracy": np.nan, "roc_auc": np.nan, "accuracy": np.nan, "chance_balanced_accuracy": chance_balanced_accuracy(y_va),
                 "majority_accuracy": float(np.mean(y_va == counts.argmax())),
                 "recipe": recipe, "lr": np.nan, "weight_decay": np.nan, "params": "", "tuning": settings.tuning,
                 "tuning_score": np.nan, "epochs_trained": 0, "best_epoch": 0, "diverged": False, "converged": True,

@@ -44,6 +44,7 @@ from linsig.diagnostics import MARGIN as UNDERTRAINING_MARGIN
 from linsig.diagnostics import undertrained_sentences
 from linsig.errors import LinsigInputError
 from linsig.outputs import confined, file_sha256, refuse_overwriting, write_set
+from linsig.overview import glance_rows, overview_png
 from linsig.plots import (
     FIGURE_INDEX,
     load_results,
@@ -55,6 +56,7 @@ from linsig.plots import (
     signal_order,
     usable_rows,
 )
+from linsig.metrics import METRIC_NAMES, verdict_view
 from linsig.results import RESULTS_FILE, RESULTS_HASH, SUMMARY_FILE
 from linsig.wording import UNGROUPED, group_words, ungrouped_tasks
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
@@ -145,6 +147,7 @@ class Verdict:
     lines_across: list[str] = field(default_factory=list)
     lines_studies: list[str] = field(default_factory=list)
     undertrained: list[str] = field(default_factory=list)  # models clearly below the converged logreg
+    metric: str = "balanced_accuracy"  # what the tests scored (--metric)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -312,13 +315,17 @@ def _annotate(df: pd.DataFrame, comp: dict, sig: dict, studies: dict) -> None:
             m["ci_low"], m["ci_high"] = _clip(m["ci_low"], m["ci_high"], -m["chance"], 1.0 - m["chance"])
 
 
-def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdict:
-    """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md)."""
+def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA,
+            metric: str = "balanced_accuracy") -> Verdict:
+    """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md),
+    scored by ``metric`` (``balanced_accuracy`` or ``roc_auc``: chance 0.5, see
+    :func:`linsig.metrics.verdict_view`)."""
     df = load_results(df)
-    comp = compare_models(df, rope=rope, alpha=alpha)
-    sig = nonlinear_signal_test(df, rope=rope, alpha=alpha)
-    studies = per_study(df, alpha=alpha)
-    across = cross_task(df, alpha=alpha)
+    scored = verdict_view(df, metric)
+    comp = compare_models(scored, rope=rope, alpha=alpha)
+    sig = nonlinear_signal_test(scored, rope=rope, alpha=alpha)
+    studies = per_study(scored, alpha=alpha)
+    across = cross_task(scored, alpha=alpha)
     _annotate(df, comp, sig, studies)
     lines_a, short_a = _lines_a(comp)
     if comp["available"]:
@@ -331,7 +338,7 @@ def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdi
         if sig["available"] else sig["message"]
     return Verdict(comp, sig, answer_a, answer_b, lines_a, lines_b, short_a, short_b, studies=studies,
                    across=across, lines_across=_lines_across(across), lines_studies=_lines_studies(studies),
-                   undertrained=undertrained_sentences(_real_label_rows(df)))
+                   undertrained=undertrained_sentences(_real_label_rows(df)), metric=metric)
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,7 +370,8 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     keys = group_keys(data) + ["signal", "model", "fraction"]
     grouped = data.groupby(keys, sort=True)
     agg = grouped.agg(n_train=("n_train", "mean"), n=("balanced_accuracy", "size"),
-                      mean=("balanced_accuracy", "mean"), sd=("balanced_accuracy", "std"))
+                      mean=("balanced_accuracy", "mean"), sd=("balanced_accuracy", "std"),
+                      **({"roc_auc": ("roc_auc", "mean")} if "roc_auc" in data.columns else {}))
     agg = agg.reset_index()
     tq = _scipy_stats.t.ppf(0.975, np.maximum(agg["n"] - 1, 1))
     half = np.where(agg["n"] > 1, tq * agg["sd"] / np.sqrt(agg["n"]), np.nan)
@@ -417,7 +425,12 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 .muted{color:#666;font-size:.9em}figure{margin:1em 0 2em}figure img{max-width:100%;
 border:1px solid #eee}figcaption{font-size:.9em;color:#444}
 ul.lines li{margin:.3em 0}code{background:#f3f3f3;padding:0 .2em}
-.scroll{overflow-x:auto}td.n{white-space:nowrap}td:nth-child(1){min-width:10em}
+.scroll{overflow-x:auto;max-width:100%}td.n{white-space:nowrap}td:nth-child(1){min-width:10em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%}
+.lead{font-size:1.1em;margin:.4em 0 .6em}table.glance{width:100%;font-size:.95em}
+table.glance td{text-align:left}.w{font-weight:bold}.w.yes{color:#176f2c}.w.no{color:#a12a1a}
+.w.none{color:#444}.w.warn{color:#a15c00}.num{font-variant-numeric:tabular-nums;color:#333}span.n{white-space:nowrap}
+.auc{color:#5a5a9a;font-size:.9em}#overview img{max-width:100%}
 """
 
 # Marks the page once every image has loaded (used by the browser test and handy when
@@ -431,6 +444,25 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-images-ok', ok === imgs.length ? 'true' : 'false');
   var s = document.getElementById('load-status');
   if (s) { s.textContent = ok + ' of ' + imgs.length + ' figures loaded'; }
+  // Layout, for the browser test: the page must not scroll sideways; a table wider than its
+  // place must scroll inside its own box (div.scroll), never push the page wider.
+  var b = document.body, view = document.documentElement.clientWidth;
+  b.setAttribute('data-viewport', String(view));
+  b.setAttribute('data-page-width', String(document.documentElement.scrollWidth));
+  var spill = 0, scrolling = 0;
+  Array.prototype.forEach.call(document.querySelectorAll('table'), function (t) {
+    var box = t.parentElement, wide = t.getBoundingClientRect().width > box.clientWidth + 1;
+    if (wide && box.classList.contains('scroll')) { scrolling += 1; }
+    else if (wide || t.getBoundingClientRect().right > view + 1) { spill += 1; }
+  });
+  b.setAttribute('data-tables-spilling', String(spill));
+  b.setAttribute('data-tables-scrolling', String(scrolling));
+  var g = document.getElementById('glance-table'), o = document.getElementById('overview');
+  if (g) {
+    b.setAttribute('data-glance-top', String(Math.round(g.getBoundingClientRect().top)));
+    b.setAttribute('data-glance-fits', String(g.getBoundingClientRect().width <= g.parentElement.clientWidth + 1));
+  }
+  if (o) { b.setAttribute('data-overview-top', String(Math.round(o.getBoundingClientRect().top))); }
 });
 """
 
@@ -489,14 +521,16 @@ def _accuracy_html(table: pd.DataFrame, bare: set | frozenset = frozenset()) -> 
                     r = m.loc[f]
                     ci = (f"<br><span class=muted>[{r['ci_low']:.3f}, {r['ci_high']:.3f}]</span>"
                           if np.isfinite(r["ci_low"]) else "")
-                    cells.append(f"<td>{r['mean']:.3f}{ci}</td>")
+                    auc = (f"<br><span class=auc>AUC {r['roc_auc']:.3f}</span>"
+                           if "roc_auc" in m.columns and np.isfinite(r["roc_auc"]) else "")
+                    cells.append(f"<td>{r['mean']:.3f}{ci}{auc}</td>")
                 else:
                     cells.append("<td>–</td>")
             rows.append(f"<tr><th class=l>{_e(model)}</th>{''.join(cells)}</tr>")
         parts.append(
             f"<h3>{_e(_group_name(g))} — {_e(signal_label(g['signal']))}</h3>"
-            f"<table><tr><th class=l>Model \\ training fraction</th>{head}</tr>"
-            + "".join(rows) + "</table>")
+            f"<div class=scroll><table><tr><th class=l>Model \\ training fraction</th>{head}</tr>"
+            + "".join(rows) + "</table></div>")
     return "\n".join(parts)
 
 
@@ -507,7 +541,7 @@ def _table(head: list[str], rows: list[str]) -> str:
     return f"<div class=scroll><table><tr>{cells}</tr>" + "".join(rows) + "</table></div>"
 
 
-def _comparison_table(comp: dict) -> str:
+def _comparison_table(comp: dict, abbr: str = "BA") -> str:
     rows = []
     for g in comp["groups"]:
         for c in g["comparisons"]:
@@ -520,7 +554,7 @@ def _comparison_table(comp: dict) -> str:
                 f"<td class=n>{_fmt_prob(c['prob_nonlinear_better'])} / {_fmt_prob(c['prob_equivalent'])} / "
                 f"{_fmt_prob(c['prob_linear_better'])}</td><td>±{c['detectable']:.3f}</td><td>{c['n_clusters']}</td>"
                 f"<td class=l>{_e(c['verdict'])}</td></tr>")
-    return _table(["<Task", "<Model", "<Linear baseline", "Mean BA", "Baseline BA", "Difference [95% CI]",
+    return _table(["<Task", "<Model", "<Linear baseline", f"Mean {abbr}", f"Baseline {abbr}", "Difference [95% CI]",
                    "p (corrected)", "P(non-linear better / practically equivalent / linear better)",
                    "Detectable (80% power)", "Seed×fold splits", "<Words"], rows)
 
@@ -540,7 +574,7 @@ def _studies_table(studies: dict) -> str:
                    "p (Holm, sign test)"], rows)
 
 
-def _signal_table(sig: dict) -> str:
+def _signal_table(sig: dict, abbr: str = "BA") -> str:
     rows = []
     for g in sig["groups"]:
         for m in g["models"]:
@@ -553,7 +587,7 @@ def _signal_table(sig: dict) -> str:
                 f"<td>{_fmt_p(m['p_value'])}</td><td>{perm}</td><td>{_fmt_p(m['p_adjusted'])}</td>"
                 f"<td>{_fmt_prob(m['prob_above'])}</td><td>{m['detectable']:.3f}</td><td>{m['n_clusters']}</td>"
                 f"<td class=l>{'above chance' if m['above_chance'] else 'at chance'}</td></tr>")
-    return _table(["<Task", "<Model", "Mean BA after removal", "Chance", "Excess [95% CI]",
+    return _table(["<Task", "<Model", f"Mean {abbr} after removal", "Chance", "Excess [95% CI]",
                    "p (corrected t, one-sided)", "p (permutations)", "p (decision; Holm over non-linear)",
                    f"P(excess > {sig['rope']:g})", "Detectable excess", "Seed×fold splits", "<Result"], rows)
 
@@ -639,13 +673,77 @@ model class reaches at least that far (a network can represent the linear model)
 optimiser's, not its class's (<code>--recipe strong</code> trains every model to its capacity).</p></div>"""
 
 
+def _abbr(metric: str) -> str:
+    return {"balanced_accuracy": "BA", "roc_auc": "AUC"}.get(metric, metric)
+
+
+def _interval(x: dict | None) -> str:
+    if not x or x.get("model") is None or not np.isfinite(x.get("estimate", np.nan)):
+        return ""
+    return f"{_fmt(x['estimate'])} <span class=n>[{_fmt(x['ci_low'])}, {_fmt(x['ci_high'])}]</span>"
+
+
+_WORD_CLASS = {BEAT: "yes", SIGNAL: "yes", LOSE: "no", TIE: "none", NO_SIGNAL: "none", INCONCLUSIVE: "warn",
+               NOT_TESTED: "none"}
+
+
+def _glance_html(v: Verdict, rope: float) -> str:
+    """The first screen: one line per task answering (a) and (b), then the forest plot."""
+    rows = []
+    for r in glance_rows(v.comparison, v.signal):
+        cells = []
+        for q, x in (("a", r["a"]), ("b", r["b"])):
+            if x is None:
+                missing = "not asked (no rows before removal)" if q == "a" else (
+                    "not asked: run with <code>--signal none,removed</code>")
+                cells.append(f"<td class=l><span class=muted>{missing}</span></td>")
+                continue
+            number = _interval(x)
+            if number:
+                what = (f"{_e(x['model'])} − {_e(x['baseline'])}" if q == "a" else
+                        f"{_e(x['model'])} above chance")
+                number = f"<br><span class=num>{what}: {number}</span>"
+            cls = _WORD_CLASS.get(x["words"], "none")
+            cells.append(f"<td class=l><b class='w {cls}'>{_e(x['words'])}</b>{number}</td>")
+        rows.append(f"<tr><td class=l>{_e(_group_name(r['group']))}</td>{''.join(cells)}</tr>")
+    if not rows:
+        return ("<section id=at-a-glance><h2>The answer at a glance</h2><p>No task could be analysed: "
+                f"{_e(v.answer_a)}.</p></section>")
+    name = METRIC_NAMES.get(v.metric, v.metric)
+    png = overview_png(v.comparison, v.signal, rope, name, name=_group_name)
+    figure = ""
+    if png is not None:
+        data = base64.b64encode(png).decode("ascii")
+        figure = (f"<figure id=overview><img alt=\"Overview: per task, non-linear minus linear and excess over "
+                  f"chance after removal, with 95% intervals\" src=\"data:image/png;base64,{data}\"><figcaption>"
+                  f"<b>Overview.</b> Left: each non-linear model's mean {name} minus the task's better linear "
+                  f"model, before signal removal. Right: each non-linear model's {name} above chance after the "
+                  f"linear signal is removed. Points: means over (seed, fold) splits; bars: 95% intervals "
+                  f"(corrected repeated k-fold t); grey: the region of practical equivalence ±{rope:g}. A bar "
+                  f"clear of 0 and of the grey region to the right answers yes.</figcaption></figure>")
+    metric_note = "" if v.metric == "balanced_accuracy" else (
+        f" Scored by <b>{name}</b> (<code>--metric {v.metric}</code>; chance 0.5).")
+    return f"""<section id=at-a-glance>
+<h2>The answer at a glance</h2>
+<p class=lead>(a) Do non-linear models beat the linear baseline? <b>{_e(v.answer_a)}</b>.<br>
+(b) Is there non-linear signal once the linear signal is removed? <b>{_e(v.answer_b)}</b>.</p>
+<div class=scroll><table class=glance id=glance-table><tr><th class=l>Task</th><th class=l>(a) Non-linear vs
+linear baseline (best non-linear model, 95% interval)</th><th class=l>(b) Non-linear signal after
+removal (best non-linear model, 95% interval)</th></tr>{''.join(rows)}</table></div>
+<p class=muted>One line per task.{metric_note} The statistics behind each answer follow under
+<a href="#verdict">Verdict in detail</a>.</p>
+{figure}
+</section>"""
+
+
 def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict, bytes]],
                 source: str = "", rope: float = ROPE, alpha: float = ALPHA,
-                result: Verdict | None = None) -> str:
+                result: Verdict | None = None, metric: str = "balanced_accuracy") -> str:
     """The report page as a string; ``figures`` are ``(index entry, PNG bytes)`` pairs;
-    ``result`` is the :func:`verdict` of ``df`` when the caller has it already."""
+    ``result`` is the :func:`verdict` of ``df`` when the caller has it already (else it is
+    computed with ``metric``)."""
     df = load_results(df)
-    v = result if result is not None else verdict(df, rope=rope, alpha=alpha)
+    v = result if result is not None else verdict(df, rope=rope, alpha=alpha, metric=metric)
     real = _real_label_rows(df)
     total = len(df)
     ok = len(usable_rows(df))
@@ -713,10 +811,12 @@ compared with the task's better linear model by a two-sided Wilcoxon signed-rank
 <p class=muted>Run {_e(source)} · results written by linsig {_e(version)} · report by linsig
 {_e(__version__)} on {now} · <span id="load-status">figures not yet loaded</span></p>
 
-<h2>Verdict</h2>
+{_glance_html(v, rope)}
+
+<h2 id="verdict">Verdict in detail</h2>
 <div class="verdict a" id="verdict-a"><div class=answer>(a) Do the non-linear models beat the
 linear baseline? <span class=words>{_e(v.answer_a)}</span>.</div><ul class=lines>{lines_a}</ul>
-{_comparison_table(v.comparison)}
+{_comparison_table(v.comparison, _abbr(v.metric))}
 {studies}
 <p class=muted>Paired on (seed, fold, training fraction) with signal <code>none</code>; baseline =
 the better of logreg/svm on the task. Differences are averaged within each (seed, fold) split and
@@ -730,7 +830,7 @@ practical equivalence of ±{rope:g} balanced accuracy (<code>--rope</code>). "De
 smallest true difference the run would declare with 80% probability.</p></div>
 <div class="verdict b" id="verdict-b"><div class=answer>(b) Is there predictive non-linear
 signal? <span class=words>{_e(v.answer_b)}</span>.</div><ul class=lines>{lines_b}</ul>
-{_signal_table(v.signal) if v.signal['available'] else ''}
+{_signal_table(v.signal, _abbr(v.metric)) if v.signal['available'] else ''}
 <p class=muted>After removing the linear signal (signal <code>removed</code>), each model's
 balanced accuracy minus chance (the majority-class predictor: 1/classes in the validation fold)
 is averaged per (seed, fold) split; one-sided corrected repeated k-fold t-test of excess &gt; 0
@@ -742,7 +842,7 @@ linear models should fall to chance (a check that the removal worked).</p></div>
 {_undertrained_html(v.undertrained)}
 
 <h2>Data and tasks</h2>
-{_tasks_html(task_summary(real, summary))}
+<div class=scroll>{_tasks_html(task_summary(real, summary))}</div>
 <p>{len(real):,} result rows: {ok:,} used, {skipped:,} skipped{reasons}. Models: {_e(models)}.
 Signal modes: {_e(signals)}.{perm_text}</p>
 {config_html}
@@ -755,8 +855,9 @@ dotted line: majority-class baseline (1/n_classes).</p>
 {''.join(fig_html) or '<p>No figures (no usable rows).</p>'}
 
 <h2>Balanced accuracy by training size</h2>
-<p class=muted>Mean over seeds and folds, with a 95% t-interval, per model and training-fraction
-bin (column header: fraction, and the mean number of training samples).</p>
+<p class=muted>Mean over seeds and folds, with a 95% t-interval (cut to [0, 1], the range of a balanced
+accuracy), per model and training-fraction bin (column header: fraction, and the mean number of
+training samples); below it the mean ROC AUC of the same rows, where the table records it.</p>
 {_accuracy_html(accuracy_table(df), ungrouped_tasks(usable_rows(df)))}
 <script>{_SCRIPT}</script>
 </body></html>
@@ -766,7 +867,7 @@ bin (column header: fraction, and the mean number of training samples).</p>
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                  figures_dir: str | os.PathLike | None = None, rope: float = ROPE,
                  alpha: float = ALPHA, figure_formats=("png", "svg"), jobs: int = 1,
-                 with_verdict: bool = False) -> Path | tuple[Path, Verdict]:
+                 with_verdict: bool = False, metric: str = "balanced_accuracy") -> Path | tuple[Path, Verdict]:
     """Write ``report.html`` (default ``RUN_DIR/report.html``) and ``RUN_DIR/verdict.parquet``.
 
     Figures come from ``figures_dir`` (default ``RUN_DIR/figures``) and are made with
@@ -791,7 +892,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     summary = load_summary(run_dir)
     fig_dir = Path(figures_dir) if figures_dir is not None else run_dir / "figures"
     figures = [(entry, png.read_bytes()) for entry, png in _figures(results_path, fig_dir, figure_formats, jobs)]
-    result = verdict(df, rope=rope, alpha=alpha)
+    result = verdict(df, rope=rope, alpha=alpha, metric=metric)
     results_hash = file_sha256(results_path)
     page = render_html(df, summary, figures, source=str(run_dir), rope=rope, alpha=alpha, result=result)
     write_set([(run_dir / VERDICT_FILE, _verdict_bytes(result.table, results_hash)),

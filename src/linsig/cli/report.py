@@ -18,7 +18,12 @@ from linsig.system import available_cores
 @click.option("--rope", type=click.FloatRange(0, 1), default=0.01, show_default=True,
               help="Region of practical equivalence, in balanced accuracy: differences within ±ROPE count as "
                    "practically none (Bayesian probabilities) and a claim needs a difference beyond it.")
-def report(run_dir: Path, out: Path | None, jobs: int, rope: float) -> None:
+@click.option("--metric", type=click.Choice(["balanced_accuracy", "roc_auc"]), default="balanced_accuracy",
+              show_default=True,
+              help="What the verdict tests: balanced accuracy (chance: the majority class), or the area under the "
+                   "ROC curve (one-vs-rest macro; chance 0.5), which does not depend on where the decision "
+                   "threshold falls. The report shows both.")
+def report(run_dir: Path, out: Path | None, jobs: int, rope: float, metric: str) -> None:
     """Write a self-contained report.html for RUN_DIR: data and task summary, balanced accuracy
     per model and training size, figures, and plain-word verdicts on (a) whether non-linear
     models beat the linear baseline and (b) whether there is non-linear signal, with the
@@ -26,7 +31,7 @@ def report(run_dir: Path, out: Path | None, jobs: int, rope: float) -> None:
     tests); those are also written as RUN_DIR/verdict.parquet."""
     from linsig.report import write_report
 
-    path, v = write_report(run_dir, out, jobs=jobs, rope=rope, with_verdict=True)
+    path, v = write_report(run_dir, out, jobs=jobs, rope=rope, with_verdict=True, metric=metric)
     click.echo(f"(a) {v.answer_a}\n(b) {v.answer_b}")
     click.echo(f"Wrote {path}")
 
