@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import InitVar, asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -70,8 +70,14 @@ class Settings:
     # thread, oversubscribed CPUs lose 10–40× (measured, see docs/performance.md), and a fixed
     # count keeps results identical bit for bit across machines. Parallelise over units instead.
     threads: int = 1
+    # The command line's names, accepted as well (Settings(folds=3, epochs=20, signal=["none", "removed"])):
+    # they set n_folds, max_epochs and signals and are not stored under their own name.
+    folds: InitVar[int | None] = None
+    epochs: InitVar[int | None] = None
+    signal: InitVar[tuple[str, ...] | str | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, folds=None, epochs=None, signal=None):
+        _apply_cli_names(self, folds=folds, epochs=epochs, signal=signal)
         check_settings(self)  # every field, before any work (linsig.validation)
         recipe = get_recipe(self.recipe)
         from linsig.recipes import resolve_tuning
@@ -86,6 +92,25 @@ class Settings:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+#: Settings field of each command-line name that differs from it (--folds, --epochs, --signal)
+CLI_NAMES = {"folds": "n_folds", "epochs": "max_epochs", "signal": "signals"}
+
+
+def _apply_cli_names(settings: Settings, **given) -> None:
+    """Set the fields named by their command-line names; a field given twice must agree."""
+    defaults = {f.name: f.default for f in fields(Settings)}
+    for cli, value in given.items():
+        if value is None:
+            continue
+        name = CLI_NAMES[cli]
+        if name == "signals":
+            value = (value,) if isinstance(value, str) else tuple(value)
+        current = getattr(settings, name)
+        if current != defaults[name] and current != value:
+            raise LinsigInputError(f"Settings: {cli}={value!r} and {name}={current!r} name the same setting; give one")
+        object.__setattr__(settings, name, value)
 
 
 @dataclass(frozen=True)

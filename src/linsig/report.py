@@ -926,3 +926,17 @@ __all__ = [
     "Verdict", "accuracy_table", "compare_models", "fraction_bins", "holm", "is_linear", "nonlinear_signal_test",
     "render_html", "task_summary", "verdict", "write_report",
 ]
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``linsig.report(run_dir, ...)`` calls :func:`linsig.api.report`: the name is both this module
+    (``from linsig.report import write_report``) and the notebook function, whichever is
+    imported first, so the module answers the call itself."""
+
+    def __call__(self, run_dir, *args, **kwargs):
+        from linsig.api import report
+
+        return report(run_dir, *args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -7,7 +7,6 @@ Each sub-module of this package owns one command (or command group) and exposes 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 import traceback
 
@@ -15,6 +14,7 @@ import click
 
 from linsig import __version__
 from linsig.errors import DownloadError, LinsigInputError
+from linsig.logconfig import add_logging_options, configure, error_to_log_file, state, verbosity
 
 # Order is the order shown by ``linsig --help``.
 _COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
@@ -34,24 +34,25 @@ class _Main(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
-            if ctx.params.get("verbose", 0) >= 2:
+            if verbosity(ctx) >= 2:  # -vv before or after the command
                 traceback.print_exc(file=sys.stderr)
             if isinstance(exc, (LinsigInputError, DownloadError, OSError)):
                 message = str(exc)
             else:
                 message = f"{type(exc).__name__}: {exc} (run with -vv for the traceback)"
             lines = [line.strip() for line in message.splitlines() if line.strip()]
+            error_to_log_file("; ".join(lines) or type(exc).__name__)
             raise click.ClickException("; ".join(lines) or type(exc).__name__) from exc
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="linsig")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(verbose: int) -> None:
+def main() -> None:
     """linsig: is there non-linear signal in your expression data, and does a neural
     network beat a linear baseline on it?"""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx = click.get_current_context()
+    s = state(ctx)
+    configure(s["verbose"], s["quiet"], s["log_file"])  # also when no logging option was given
 
 
 for _name in _COMMAND_MODULES:
@@ -62,3 +63,6 @@ for _name in _COMMAND_MODULES:
             raise
         continue
     main.add_command(_module.COMMAND)
+
+# -v/--verbose, --quiet and --log-file on the main command and on every command (linsig.logconfig)
+add_logging_options(main)

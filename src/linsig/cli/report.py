@@ -23,7 +23,10 @@ from linsig.system import available_cores
               help="What the verdict tests: balanced accuracy (chance: the majority class), or the area under the "
                    "ROC curve (one-vs-rest macro; chance 0.5), which does not depend on where the decision "
                    "threshold falls. The report shows both.")
-def report(run_dir: Path, out: Path | None, jobs: int, rope: float, metric: str) -> None:
+@click.option("--csv", "csv", is_flag=True,
+              help="Also write the results and the verdict as tidy CSV (RUN_DIR/results.csv, RUN_DIR/verdict.csv: "
+                   "one row per result / statistic, NA for missing) for R and spreadsheets.")
+def report(run_dir: Path, out: Path | None, jobs: int, rope: float, metric: str, csv: bool) -> None:
     """Write a self-contained report.html for RUN_DIR: data and task summary, balanced accuracy
     per model and training size, figures, and plain-word verdicts on (a) whether non-linear
     models beat the linear baseline and (b) whether there is non-linear signal, with the
@@ -34,6 +37,11 @@ def report(run_dir: Path, out: Path | None, jobs: int, rope: float, metric: str)
     path, v = write_report(run_dir, out, jobs=jobs, rope=rope, with_verdict=True, metric=metric)
     click.echo(f"(a) {v.answer_a}\n(b) {v.answer_b}")
     click.echo(f"Wrote {path}")
+    if csv:
+        from linsig.api import export_csv
+
+        for written in export_csv(run_dir, verdict=v):
+            click.echo(f"Wrote {written}")
 
 
 COMMAND = report

@@ -40,6 +40,9 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
               help="Metadata cells that mean missing, comma-separated (e.g. NA for tables written by R); by "
                    "default only an empty cell is, and a label or group that looks like a marker (NA, unknown, …) "
                    "is kept with a warning.")
+@click.option("--layer", metavar="NAME",
+              help="For .h5ad data: the layer holding the expression values instead of X (e.g. counts), or raw "
+                   "for the file's raw matrix. Sparse matrices are read densely, a task's rows at a time.")
 @click.option("--label", help="Metadata column with the class labels.")
 @click.option("--group", help="Metadata column with the study/donor of each sample (default: each sample its own group).")
 @click.option("--classes", callback=csv_list(str), help="Keep only these classes (e.g. a binary pair: Blood,Brain).")
@@ -67,7 +70,7 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "--threads threads; "
                    "the results are the same as with one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(data_path, metadata, orientation, na_values, label, group, classes, min_groups, pairwise_top, preset,
+def run(data_path, metadata, orientation, na_values, layer, label, group, classes, min_groups, pairwise_top, preset,
         n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
         batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
@@ -89,7 +92,7 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
     ensure_output_dir(out_dir)
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
-                            group=zscore_group, missing=missing, na_values=na_values)
+                            group=zscore_group, missing=missing, na_values=na_values, layer=layer)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
@@ -104,7 +107,7 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     results = evaluate(tasks, settings, progress=not quiet, jobs=jobs)
     if permutations:
         results = with_permutations(results, evaluate_permutations(tasks, settings, permutations, progress=not quiet, jobs=jobs))
-    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
+    config = {"data": str(data_path), "layer": layer, "label": label, "group": group, "preset": preset, "normalize": normalize,
               "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
               "permutations": permutations,
               "preprocessing": adata.uns.get("linsig", {}).get("preprocessing")}
