@@ -18,6 +18,7 @@ and compute nothing new.
 from __future__ import annotations
 
 import io
+import textwrap
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -91,8 +92,8 @@ def overview_figure(comparison: dict, signal: dict, rope: float = 0.01, metric_n
     n_rows = len(labels)
     fig = Figure(figsize=(9.0, 1.3 + 0.42 * n_rows * max(1, min(len(models), 3)) ** 0.5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    panels = [(axes[0], left, f"(a) Non-linear − linear baseline\n({metric_name}, before removal)"),
-              (axes[1], right, f"(b) Excess over chance after\nlinear signal removal ({metric_name})")]
+    panels = [(axes[0], left, f"(a) Non-linear − linear baseline\n{metric_name}, before removal"),
+              (axes[1], right, f"(b) Excess over chance\n{metric_name}, after linear signal removal")]
     offsets = {m: (i - (len(models) - 1) / 2) * (0.6 / max(len(models), 1)) for i, m in enumerate(models)}
     for ax, points, title in panels:
         ax.axvspan(-rope, rope, color="#dddddd", alpha=0.6, lw=0, gid="rope")
@@ -109,7 +110,8 @@ def overview_figure(comparison: dict, signal: dict, rope: float = 0.01, metric_n
         ax.tick_params(labelsize=8)
         if not points:
             ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="grey")
-    axes[0].set_yticks(range(n_rows), labels, fontsize=8)
+    # long task names wrap: the panels keep their width on a narrow page
+    axes[0].set_yticks(range(n_rows), [textwrap.fill(lab, 34) for lab in labels], fontsize=8)
     axes[0].set_ylim(n_rows - 0.5, -0.5)
     handles = {}
     for ax in axes:
