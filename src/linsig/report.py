@@ -360,7 +360,7 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     signal, model, training-size bin), over the seeds and folds in the bin.
 
     Columns: the keys, ``fraction`` (bin), ``n_train`` (mean training samples), ``n``, ``mean``,
-    ``ci_low``, ``ci_high``.
+    ``ci_low``, ``ci_high`` (cut to [0, 1]) and, when the table records it, ``roc_auc`` (its mean).
     """
     data = usable_rows(df)
     if data.empty:
