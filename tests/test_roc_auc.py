@@ -102,7 +102,7 @@ def test_verdict_by_roc_auc_and_default_unchanged(tmp_path):
     assert res.exit_code == 0, res.output
     assert BEAT in res.output
     page = (tmp_path / "report.html").read_text()
-    assert "--metric roc_auc" in page and "Mean AUC" in page
+    assert "--metric roc_auc" in page and "Mean AUC" in page and "ROC AUC minus chance (0.5)" in page
     res = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert res.exit_code == 0 and TIE in res.output
 

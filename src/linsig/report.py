@@ -800,6 +800,9 @@ compared with the task's better linear model by a two-sided Wilcoxon signed-rank
                  "(<code>--permutations N</code>): (1 + permutations scoring at least the real labels) / "
                  "(N + 1)" if v.signal.get("permutations") else
                  "; <code>--permutations N</code> adds an exact permutation test")
+    metric_name = METRIC_NAMES.get(v.metric, v.metric)
+    chance_words = ("balanced accuracy minus chance (the majority-class predictor: 1/classes in the validation "
+                    "fold)" if v.metric == "balanced_accuracy" else f"{metric_name} minus chance (0.5)")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -826,14 +829,13 @@ of 1/J, because splits share training samples; the 95% CI uses the same standard
 two-sided and Holm-adjusted over a task's non-linear models. "Beat" needs p (Holm) &lt; {alpha:g} and a
 difference above {rope:g}; "loses" p (Holm) &lt; {alpha:g} and a difference below −{rope:g}. The
 probabilities come from the Bayesian correlated t-test (Corani &amp; Benavoli 2015) with a region of
-practical equivalence of ±{rope:g} balanced accuracy (<code>--rope</code>). "Detectable" is the
+practical equivalence of ±{rope:g} {metric_name} (<code>--rope</code>). "Detectable" is the
 smallest true difference the run would declare with 80% probability.</p></div>
 <div class="verdict b" id="verdict-b"><div class=answer>(b) Is there predictive non-linear
 signal? <span class=words>{_e(v.answer_b)}</span>.</div><ul class=lines>{lines_b}</ul>
 {_signal_table(v.signal, _abbr(v.metric)) if v.signal['available'] else ''}
 <p class=muted>After removing the linear signal (signal <code>removed</code>), each model's
-balanced accuracy minus chance (the majority-class predictor: 1/classes in the validation fold)
-is averaged per (seed, fold) split; one-sided corrected repeated k-fold t-test of excess &gt; 0
+{chance_words} is averaged per (seed, fold) split; one-sided corrected repeated k-fold t-test of excess &gt; 0
 with its 95% interval{perm_note}. "Above chance" needs p &lt; {alpha:g} and an excess above
 {rope:g}; the p-values of the non-linear models of a task are Holm-adjusted (several models are
 tested for one claim). Non-linear signal is present when a non-linear model is above chance;
