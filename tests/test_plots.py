@@ -268,3 +268,94 @@ def test_critical_difference_diagram():
     assert {"cd", "rank:mlp3", "rank:logreg", "rank:svm"} <= set(gids) and gids.count("clique") == 2
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "mlp3 (1.00)" in texts and "CD = 1.05" in texts
+
+
+# ------------------------------------------------------------------ curves that never mislead
+
+def _envelope(sub: pd.DataFrame) -> tuple[float, float]:
+    """[min(mean − 95% t-interval), max(mean + interval)] over the training sizes, within [0, 1]."""
+    from scipy import stats
+
+    lows, highs = [], []
+    for _, g in sub.groupby("train_fraction"):
+        y = g["balanced_accuracy"].to_numpy(float)
+        half = stats.t.ppf(0.975, y.size - 1) * y.std(ddof=1) / np.sqrt(y.size) if y.size > 1 else 0.0
+        lows.append(y.mean() - half)
+        highs.append(y.mean() + half)
+    return max(0.0, min(lows)), min(1.0, max(highs))
+
+
+def _jittered(n_sizes: int, seed: int = 0) -> pd.DataFrame:
+    """ALL-lineage-like results: 128 samples, study-wise folds giving each fraction a slightly
+    different training size per fold, one seed, noisy small-sample accuracies, a perfect model."""
+    fractions = {2: [0.5, 1.0], 3: [0.25, 0.5, 1.0]}.get(n_sizes, n_sizes)
+    df = synthetic_results({("ALL", "lineage", 2): {
+        "none": {"logreg": 0.97, "mlp3": 0.9, "perfect": 1.0},
+        "removed": {"logreg": 0.5, "mlp3": 0.6, "perfect": 1.0}}},
+        seeds=1, fractions=fractions, n_samples=128, noise=0.12, seed=seed)
+    rng = np.random.default_rng(seed)
+    df["n_train"] = df["n_train"] + rng.integers(-3, 4, size=len(df))
+    df.loc[df["model"] == "perfect", "balanced_accuracy"] = 1.0
+    return df
+
+
+@pytest.mark.parametrize("n_sizes", [2, 3, 10])
+def test_learning_curves_stay_within_the_per_size_means_and_0_1(n_sizes):
+    for seed in range(4):
+        df = _jittered(n_sizes, seed)
+        for maker in (learning_curve_figure, binary_tasks_figure):
+            fig = maker(df)
+            for ax in fig.axes:
+                if not ax.get_visible() or not ax.get_lines():
+                    continue
+                signal = "removed" if "removal" in ax.get_title() and "before" not in ax.get_title().lower() \
+                    else "none"
+                for model in ("logreg", "mlp3", "perfect"):
+                    sub = df[(df["model"] == model) & (df["signal"] == signal)]
+                    lo, hi = _envelope(sub)
+                    line = lines_by_label(ax)[model]
+                    band = bands(ax)[f"band:{model}"].get_paths()[0].vertices[:, 1]
+                    for values in (line.get_ydata(), band):
+                        assert np.all(values >= lo - 1e-9) and np.all(values <= hi + 1e-9), \
+                            (n_sizes, seed, model, signal, lo, hi, values.min(), values.max())
+                if n_sizes < 4:  # the panel says the curve joins the per-size means
+                    notes = [t.get_text() for t in ax.texts if t.get_gid() == "curve-fallback"]
+                    assert notes and "per-size means" in notes[0]
+
+
+def test_loess_band_direct_call_never_spikes_between_jittered_sizes():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        x, y = [], []
+        for _fold in range(rng.integers(3, 6)):
+            jitter = rng.integers(-3, 4)
+            for i, base in enumerate((26, 51, 102)):
+                x.append(base + round(jitter * base / 50))
+                y.append(np.clip(0.6 + 0.1 * i + rng.normal(0, 0.08), 0, 1))
+        x, y = np.array(x, float), np.array(y)
+        fit, lower, upper = loess_band(x, y, np.linspace(x.min(), x.max(), 80))
+        sizes = np.digitize(x, [40, 80])
+        means = [y[sizes == s].mean() for s in range(3)]
+        halves = [stats.t.ppf(0.975, (sizes == s).sum() - 1) * y[sizes == s].std(ddof=1)
+                  / np.sqrt((sizes == s).sum()) for s in range(3)]
+        lo = max(0, min(m - h for m, h in zip(means, halves)))
+        hi = min(1, max(m + h for m, h in zip(means, halves)))
+        for values in (fit, lower, upper):
+            ok = np.isfinite(values)
+            assert np.all(values[ok] >= lo - 1e-9) and np.all(values[ok] <= hi + 1e-9)
+
+
+def test_curve_band_says_when_it_falls_back():
+    from linsig.plots import curve_band
+
+    x = np.repeat([26.0, 51.0, 102.0], 5)
+    y = np.clip(np.repeat([0.6, 0.7, 0.8], 5) + np.random.default_rng(1).normal(0, 0.05, 15), 0, 1)
+    c = curve_band(x, y, np.linspace(26, 102, 20))
+    assert c.method == "means" and "3 training sizes" in c.note
+    x10 = np.repeat(np.arange(1, 11) * 50.0, 15)
+    c = curve_band(x10, np.clip(0.5 + 0.0004 * x10 + np.random.default_rng(2).normal(0, 0.05, x10.size), 0, 1))
+    assert c.method == "loess" and c.note == ""
+    c = curve_band(np.repeat([10.0, 20, 30, 40], 3), np.ones(12))  # a model at 1.0 everywhere
+    assert np.all(c.fit == 1.0) and np.all(c.upper == 1.0) and np.all(c.lower == 1.0)

@@ -295,7 +295,8 @@ def test_report_never_embeds_files_outside_the_figures_folder(tmp_path, where):
     index_path.write_text(json.dumps(index))
     page = write_report(run).read_text()
     assert base64.b64encode(secret.read_bytes()).decode() not in page
-    assert page.count("data:image/png;base64,") == len(index["figures"])  # the real figures, redrawn
+    # the real figures, redrawn, and the first screen's overview (drawn in the page, not from the folder)
+    assert page.count("data:image/png;base64,") == len(index["figures"]) + 1
 
 
 # --- 7. write failures: before training, and never a half-replaced set -----------------------

@@ -257,7 +257,7 @@ def test_write_report_contents(run_dir, report_path):
     assert report_path == run_dir / "report.html" and (run_dir / "verdict.parquet").exists()
     page = report_path.read_text()
     assert (run_dir / "figures" / "index.json").exists()  # figures made when missing
-    assert page.count("data:image/png;base64,") == 1  # one figure for one task
+    assert page.count("data:image/png;base64,") == 2  # the overview, and one figure for one task
     assert BEAT in page and SIGNAL in page
     for text in ("1,234", "5,000", "male (800)", "female (434)", "donor", "5 skipped",
                  "too few samples", "Balanced accuracy by training size"):
@@ -331,7 +331,9 @@ def test_browser_check_detects_a_broken_figure(tmp_path):
                                     b"not a png")])
     (tmp_path / "broken.html").write_text(page)
     attrs = body_attrs(dump_dom(tmp_path / "broken.html"))
-    assert attrs["data-images-ok"] == "false" and attrs["data-images-loaded"] == "0"
+    # the broken figure fails to load; the first screen's overview figure loads
+    assert attrs["data-images-ok"] == "false" and attrs["data-images-loaded"] == "1"
+    assert attrs["data-images-total"] == "2"
 
 
 def test_headline_counts_the_study_wise_analysis_only():
@@ -386,3 +388,106 @@ def test_permutation_rows_are_neither_plotted_nor_counted_as_skipped(tmp_path):
     assert "0 skipped" in page and "rows of 1 label permutations" in page
     sig = verdict(df).signal
     assert sig["permutations"] == 1 and sig["groups"][0]["models"][2]["p_permutation"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ issue 28: bounds and words
+
+NEAR_ONE = make(none={"logreg": 0.99, "svm": 0.985, "mlp3": 0.995, "mlp5": 0.99},
+                removed={"logreg": 0.5, "svm": 0.5, "mlp3": 0.99, "mlp5": 0.98}, noise=0.04, seeds=1)
+
+
+def test_every_interval_the_report_prints_is_within_its_range():
+    table = accuracy_table(NEAR_ONE)
+    assert table["ci_high"].max() <= 1.0 and table["ci_low"].min() >= 0.0
+    assert (table["ci_high"] == 1.0).any()  # the unclipped interval went above 1
+    from linsig.report import render_html
+
+    page = render_html(NEAR_ONE, None, [])
+    intervals = [(float(a), float(b)) for a, b in
+                 re.findall(r"\[(?:95% CI )?([-+−]?\d+\.\d+), ([-+−]?\d+\.\d+)\]", page.replace("−", "-"))]
+    assert len(intervals) > 20
+    for lo, hi in intervals:  # differences and excesses over chance included
+        assert -1.0 <= lo <= hi <= 1.0, (lo, hi)
+    accuracy = page[page.index("by training size</h2>"):]
+    acc = re.findall(r"\[(\d\.\d+), (\d\.\d+)\]", accuracy)
+    assert acc and all(0.0 <= float(a) <= float(b) <= 1.0 for a, b in acc)
+    v = verdict(NEAR_ONE)
+    for g in v.signal["groups"]:
+        for m in g["models"]:  # an excess over chance c cannot pass 1 − c
+            assert m["ci_high"] <= 1 - m["chance"] + 1e-12
+
+
+def test_tasks_without_a_group_column_are_not_called_study_wise(tmp_path):
+    from linsig.plots import figure_specs
+
+    summary = {"tasks": [{"dataset": "gtex", "task": "sex", "n_samples": 128, "n_groups": 128,
+                          "group_key": "(each sample)", "label_key": "sex", "n_genes": 50,
+                          "classes": {"male": 64, "female": 64}}]}
+    df = make(none={"logreg": 0.8, "svm": 0.8, "mlp3": 0.9, "mlp5": 0.9})  # n_val_groups == n_val
+    df.to_parquet(tmp_path / "results.parquet")
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = write_report(tmp_path).read_text()
+    assert "((" not in page and "128 (each sample its own group)" in page
+    assert "study-wise split" not in page and "sample-wise split, no group column" in page
+    assert all("study-wise" not in s["title"] for s in figure_specs(df))
+    grouped = df.assign(n_val_groups=5, n_train_groups=20)  # a real group column: study-wise
+    assert "study-wise split" in verdict(grouped).short_a[0]
+    assert any("study-wise split" in s["title"] for s in figure_specs(grouped))
+
+
+# ------------------------------------------------------------------ issue 28: the first screen
+
+SIX_TASKS = synthetic_results(
+    {("gtex", f"tissue:Blood-vs-t{i}", 2): {
+        "none": {"logreg": 0.8, "svm": 0.79, "mlp3": 0.8 + 0.02 * i, "mlp5": 0.81},
+        "removed": {"logreg": 0.5, "svm": 0.5, "mlp3": 0.5 + 0.03 * i, "mlp5": 0.52}} for i in range(6)},
+    fractions=3, seeds=2).assign(n_val_groups=5)
+
+
+@pytest.fixture(scope="module")
+def six_task_report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("six")
+    df = SIX_TASKS.assign(roc_auc=np.clip(SIX_TASKS["balanced_accuracy"] + 0.05, 0, 1))
+    df.to_parquet(path / "results.parquet")
+    return write_report(path)
+
+
+def test_first_screen_answers_both_questions_per_task_with_an_overview_figure(six_task_report):
+    page = six_task_report.read_text()
+    glance = page[page.index('<section id=at-a-glance>'):page.index('</section>')]
+    assert page.index("at-a-glance") < page.index('id="verdict-a"') < page.index("<h2>Data and tasks")
+    rows = re.findall(r"<tr><td class=l>(gtex / tissue:Blood-vs-t\d[^<]*)</td>", glance)
+    assert len(rows) == 6  # one line per task
+    for i in range(6):  # each line answers (a) and (b), with the number and its interval
+        line = glance[glance.index(f"t{i} (study-wise split)"):]
+        line = line[:line.index("</tr>")]
+        assert line.count("<b class='w") == 2 and "logreg:" in line and "above chance:" in line
+    assert BEAT in glance and SIGNAL in glance
+    assert glance.count("data:image/png;base64,") == 1 and "id=overview" in glance
+
+
+def test_overview_forest_plot_draws_every_non_linear_model_with_its_interval():
+    from linsig.overview import overview_figure
+
+    v = verdict(SIX_TASKS)
+    fig = overview_figure(v.comparison, v.signal)
+    left, right = fig.axes[:2]
+    for ax in (left, right):
+        gids = [line.get_gid() or "" for line in ax.get_lines()]
+        assert sum(g.startswith("estimate:") for g in gids) == 12  # 6 tasks × mlp3, mlp5
+        assert sum(g.startswith("interval:") for g in gids) == 12
+    assert [t.get_text() for t in left.get_yticklabels()][0].startswith("gtex / tissue:Blood-vs-t0")
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_first_screen_in_headless_chromium_fits_the_page(six_task_report, width):
+    require_chromium()
+    attrs = body_attrs(dump_dom(six_task_report, width=width))
+    assert attrs["data-images-ok"] == "true", attrs
+    assert int(attrs["data-viewport"]) == width
+    assert int(attrs["data-page-width"]) <= width, attrs  # the page never scrolls sideways
+    assert attrs["data-tables-spilling"] == "0", attrs  # wide tables scroll inside their own box
+    assert attrs["data-glance-fits"] == "true"
+    assert int(attrs["data-glance-top"]) < 450  # the answers are on the first screen
+    if width == 1400:
+        assert int(attrs["data-overview-top"]) < 900  # and the overview figure starts on it

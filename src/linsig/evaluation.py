@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import InitVar, asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,8 @@ from sklearn.metrics import accuracy_score
 
 from linsig import splits
 from linsig.data.missing import impute_fold, impute_from_rows
-from linsig.metrics import balanced_accuracy
+from linsig.errors import LinsigInputError
+from linsig.metrics import balanced_accuracy, continuous_scores, roc_auc
 from linsig.models import DEFAULT_MODELS, make_model
 from linsig.recipes import Recipe, get_recipe
 from linsig.results import result_row, results_frame
@@ -33,7 +34,6 @@ from linsig.tasks import Task
 from linsig.training import deterministic_kernels, resolve_device
 from linsig.tuning import tune
 
-from linsig.signal import SIGNAL_MODES as SIGNALS  # one list of modes, owned by the signal module
 from linsig.system import keep_freed_memory
 from linsig.validation import check_settings
 
@@ -63,8 +63,14 @@ class Settings:
     # thread, oversubscribed CPUs lose 10–40× (measured, see docs/performance.md), and a fixed
     # count keeps results identical bit for bit across machines. Parallelise over units instead.
     threads: int = 1
+    # The command line's names, accepted as well (Settings(folds=3, epochs=20, signal=["none", "removed"])):
+    # they set n_folds, max_epochs and signals and are not stored under their own name.
+    folds: InitVar[int | None] = None
+    epochs: InitVar[int | None] = None
+    signal: InitVar[tuple[str, ...] | str | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, folds=None, epochs=None, signal=None):
+        _apply_cli_names(self, folds=folds, epochs=epochs, signal=signal)
         check_settings(self)  # every field, before any work (linsig.validation)
         recipe = self.training
         resolved = {"tuning": recipe.resolve_tuning(self.tuning),
@@ -87,6 +93,25 @@ class Settings:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+#: Settings field of each command-line name that differs from it (--folds, --epochs, --signal)
+CLI_NAMES = {"folds": "n_folds", "epochs": "max_epochs", "signal": "signals"}
+
+
+def _apply_cli_names(settings: Settings, **given) -> None:
+    """Set the fields named by their command-line names; a field given twice must agree."""
+    defaults = {f.name: f.default for f in fields(Settings)}
+    for cli, value in given.items():
+        if value is None:
+            continue
+        name = CLI_NAMES[cli]
+        if name == "signals":
+            value = (value,) if isinstance(value, str) else tuple(value)
+        current = getattr(settings, name)
+        if current != defaults[name] and current != value:
+            raise LinsigInputError(f"Settings: {cli}={value!r} and {name}={current!r} name the same setting; give one")
+        object.__setattr__(settings, name, value)
 
 
 @dataclass(frozen=True)
@@ -193,7 +218,8 @@ def score(model, X_va: np.ndarray, y_va: np.ndarray) -> dict:
     """Metrics and training summary of a fitted model on the held-out set, as result-row fields."""
     pred = model.predict(X_va)
     params = model.chosen_params()
-    return {"balanced_accuracy": float(balanced_accuracy(y_va, pred)), "accuracy": float(accuracy_score(y_va, pred)),
+    return {"balanced_accuracy": float(balanced_accuracy(y_va, pred)), "roc_auc": roc_auc(y_va, *continuous_scores(model, X_va)),
+            "accuracy": float(accuracy_score(y_va, pred)),
             # diverged: the loss went non-finite (scores come from the best earlier epoch, or broken weights)
             **model.fit_summary(),
             "lr": float(params.get("lr", math.nan)), "weight_decay": float(params.get("weight_decay", math.nan)),

@@ -30,6 +30,12 @@ Observations that share an ``x`` value (every seed and fold at one training size
 into sufficient statistics (count, sum y, sum y^2) first, which gives exactly the same fit and
 band while the cost depends only on the number of distinct ``x`` values and grid points —
 10^5 rows fit in milliseconds.
+
+A curve never leaves what the data support (:func:`curve_band`): per training size, the mean and
+its 95% t-interval bound the fit and its band (and [0, 1] bounds a score); with fewer than four
+training sizes, or where LOESS would leave that range (a local line resting on a few sizes that
+study-wise folds jitter apart can spike from 0 to 1), the curve joins the per-size means instead
+and the panel says so.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,6 +58,7 @@ from linsig.models import model_order
 from linsig.outputs import atomic_write_bytes, file_sha256
 from linsig.results import RESULTS_HASH, load_results, load_summary, results_path, usable_rows
 from linsig.splits import SPLITTERS
+from linsig.wording import SPLIT_LABELS, split_label  # noqa: F401 - SPLIT_LABELS re-exported
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +86,6 @@ SIGNAL_LABELS = {
     "removed_full": "After removal on the full dataset",
     "study": "Study signal removed",
 }
-SPLIT_LABELS = {name: splitter.label for name, splitter in SPLITTERS.items()}
 
 X_LABEL = "Training samples"
 Y_LABEL = "Balanced accuracy"
@@ -109,30 +116,14 @@ def signal_label(signal: str) -> str:
 # LOESS
 # --------------------------------------------------------------------------------------------
 
-def loess_band(
-    x: Sequence[float],
-    y: Sequence[float],
-    grid: Sequence[float] | None = None,
+def _loess(
+    x: np.ndarray,
+    y: np.ndarray,
+    grid: np.ndarray,
     frac: float = 0.75,
     level: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local-linear LOESS fit of ``y`` on ``x`` at ``grid`` with a pointwise confidence band.
-
-    Tricube weights over the nearest ``ceil(frac * n)`` observations (degree-1 loess, no
-    robustness iterations); the band is ``fit ± t se`` with the analytic standard error of a
-    linear smoother (see the module docstring). Returns ``(fit, lower, upper)`` arrays shaped
-    like ``grid`` (default: 100 points from min to max of ``x``). Non-finite pairs are dropped.
-    With a single distinct ``x`` the fit is the mean and the band the t-interval of the mean.
-    """
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
-    if x.shape != y.shape:
-        raise ValueError("x and y must have the same length")
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if grid is None:
-        grid = np.linspace(x.min(), x.max(), 100) if x.size else np.array([])
-    grid = np.asarray(grid, dtype=float).ravel()
+    """The unguarded local-linear LOESS of :func:`loess_band` (see the module docstring)."""
     nan = np.full(grid.shape, np.nan)
     n = x.size
     if n == 0:
@@ -203,6 +194,164 @@ def loess_band(
     return fit, fit - half, fit + half
 
 
+
+class CurveBand(NamedTuple):
+    """A learning curve on a grid: ``fit`` with its pointwise band ``lower``–``upper``.
+
+    ``method`` says what drew it: ``"loess"`` (the LOESS smoother), ``"means"`` (straight lines
+    through the per-size means and their 95% t-intervals: the fallback) or ``"mean"`` (a single
+    training size); ``note`` says why it fell back ("" for LOESS).
+    """
+
+    fit: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    method: str
+    note: str
+
+
+#: LOESS needs this many distinct training sizes; with fewer, a local line rests on one or two
+#: sizes and the smoother is a straight line through noise (or, with sizes jittered per fold,
+#: an unbounded extrapolation spike), so the curve joins the per-size means instead.
+MIN_LOESS_SIZES = 4
+#: Without the training fractions, sorted distinct ``x`` values count as one training size while
+#: each is within 18 % of the previous one and within 35 % of the size's smallest: study-wise
+#: folds give one fraction slightly different sample counts per fold (ALL: 24–28 for 26, 96–108
+#: for 102), while fractions 25 % or more apart stay apart (of the paper's ten fractions 0.1–1.0,
+#: 0.6–0.8 and 0.9–1.0 count as one size each; plots pass the fractions and need no guess).
+SIZE_GAP, SIZE_WIDTH = 0.18, 0.35
+
+
+def _size_labels(x: np.ndarray, sizes: np.ndarray | None) -> np.ndarray:
+    """One label per observation naming its training size: ``sizes`` when given (the training
+    fraction), else ``x`` grouped by :data:`SIZE_GAP` and :data:`SIZE_WIDTH`."""
+    if sizes is not None:
+        return np.unique(sizes, return_inverse=True)[1]
+    ux, inverse = np.unique(x, return_inverse=True)
+    labels = np.empty(ux.size, dtype=int)
+    label, start, previous = -1, None, None
+    for i, value in enumerate(ux):
+        scale = max(abs(previous), 1e-12) if previous is not None else 0.0
+        if start is None or value - previous > SIZE_GAP * scale or value - start > SIZE_WIDTH * max(abs(start), 1e-12):
+            label, start = label + 1, value
+        labels[i], previous = label, value
+    return labels[inverse]
+
+
+def _size_means(x, y, labels, level):
+    """Per training size: mean x, mean y and the half-width of the t-interval of the mean (NaN
+    with one observation), ordered by x."""
+    xs, ms, hs = [], [], []
+    for lab in np.unique(labels):
+        yy = y[labels == lab]
+        xs.append(float(x[labels == lab].mean()))
+        ms.append(float(yy.mean()))
+        if yy.size > 1:
+            hs.append(float(stats.t.ppf(0.5 + level / 2, yy.size - 1) * yy.std(ddof=1) / np.sqrt(yy.size)))
+        else:
+            hs.append(np.nan)
+    order = np.argsort(xs)
+    return np.asarray(xs)[order], np.asarray(ms)[order], np.asarray(hs)[order]
+
+
+def curve_band(
+    x: Sequence[float],
+    y: Sequence[float],
+    grid: Sequence[float] | None = None,
+    sizes: Sequence | None = None,
+    frac: float = 0.75,
+    level: float = 0.95,
+    bounds: tuple[float, float] | str | None = "auto",
+) -> CurveBand:
+    """A learning curve that never misleads: LOESS where it is trustworthy, the per-size means
+    where it is not, and never outside what the data support.
+
+    ``sizes`` labels each observation's training size (the training fraction; default: nearly
+    equal ``x`` values, see :data:`SIZE_GAP`). Per size, the mean and its ``level`` t-interval bound the
+    curve: the fit and band stay within ``[min(mean − interval), max(mean + interval)]`` over the
+    sizes, and within ``bounds`` (``"auto"``: [0, 1] when every ``y`` is, as for a balanced
+    accuracy or an AUC; ``None``: none). LOESS (:func:`_loess`) is used with at least
+    :data:`MIN_LOESS_SIZES` sizes and when its fit stays in that range; otherwise the curve joins
+    the per-size means (band: their intervals), and ``method``/``note`` say so.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError("x and y must have the same length")
+    keep = np.isfinite(x) & np.isfinite(y)
+    labels_in = None if sizes is None else np.asarray(sizes).ravel()
+    if labels_in is not None and labels_in.shape != x.shape:
+        raise ValueError("sizes must have one label per observation")
+    x, y = x[keep], y[keep]
+    if grid is None:
+        grid = np.linspace(x.min(), x.max(), 100) if x.size else np.array([])
+    grid = np.asarray(grid, dtype=float).ravel()
+    nan = np.full(grid.shape, np.nan)
+    if x.size == 0:
+        return CurveBand(nan, nan.copy(), nan.copy(), "none", "no data")
+    if isinstance(bounds, str):
+        bounds = (0.0, 1.0) if (y.min() >= 0.0 and y.max() <= 1.0) else None
+    labels = _size_labels(x, None if labels_in is None else labels_in[keep])
+    xs, ms, hs = _size_means(x, y, labels, level)
+    h0 = np.nan_to_num(hs, nan=0.0)
+    lo_env, hi_env = float(np.min(ms - h0)), float(np.max(ms + h0))
+    if bounds is not None:
+        lo_env, hi_env = max(lo_env, bounds[0]), min(hi_env, bounds[1])
+    tol = 1e-9 * max(1.0, abs(hi_env - lo_env))
+
+    if xs.size == 1:
+        method, note = "mean", "one training size: its mean and 95% interval"
+        fit = np.full(grid.shape, ms[0])
+        lower, upper = fit - hs[0], fit + hs[0]
+    else:
+        method, note = "loess", ""
+        if xs.size < MIN_LOESS_SIZES:
+            note = f"{xs.size} training sizes (LOESS needs {MIN_LOESS_SIZES}): per-size means joined"
+        else:
+            fit, lower, upper = _loess(x, y, grid, frac, level)
+            if not (np.all(np.isfinite(fit)) and np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+                note = "LOESS had no band here: per-size means joined"
+            elif fit.min() < lo_env - tol or fit.max() > hi_env + tol:
+                note = "LOESS left the range of the per-size means: per-size means joined"
+        if note:
+            method = "means"
+            fit = np.interp(grid, xs, ms)
+            lower, upper = np.interp(grid, xs, ms - hs), np.interp(grid, xs, ms + hs)
+    fit = np.clip(fit, lo_env, hi_env)
+    with np.errstate(invalid="ignore"):
+        lower = np.minimum(np.clip(lower, lo_env, hi_env), fit)
+        upper = np.maximum(np.clip(upper, lo_env, hi_env), fit)
+    if note:
+        log.debug("learning curve: %s", note)
+    return CurveBand(fit, lower, upper, method, note)
+
+
+def loess_band(
+    x: Sequence[float],
+    y: Sequence[float],
+    grid: Sequence[float] | None = None,
+    frac: float = 0.75,
+    level: float = 0.95,
+    sizes: Sequence | None = None,
+    bounds: tuple[float, float] | str | None = "auto",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local-linear LOESS fit of ``y`` on ``x`` at ``grid`` with a pointwise confidence band.
+
+    Tricube weights over the nearest ``ceil(frac * n)`` observations (degree-1 loess, no
+    robustness iterations); the band is ``fit ± t se`` with the analytic standard error of a
+    linear smoother (see the module docstring). Returns ``(fit, lower, upper)`` arrays shaped
+    like ``grid`` (default: 100 points from min to max of ``x``). Non-finite pairs are dropped.
+    With a single distinct ``x`` the fit is the mean and the band the t-interval of the mean.
+
+    Guarded as :func:`curve_band` (which also says when and why it fell back): with fewer than
+    four distinct sizes, or where LOESS would leave the range of the per-size means ± their
+    intervals, the curve joins the per-size means; fit and band never leave that range, nor
+    [0, 1] when every ``y`` lies in it.
+    """
+    c = curve_band(x, y, grid, sizes=sizes, frac=frac, level=level, bounds=bounds)
+    return c.fit, c.lower, c.upper
+
+
 # --------------------------------------------------------------------------------------------
 # Panels and figures
 # --------------------------------------------------------------------------------------------
@@ -224,9 +373,11 @@ def draw_learning_curve(
 ) -> None:
     """Draw one learning-curve panel on ``ax`` from the (usable) rows ``df``.
 
-    Per model: a light scatter of the raw points, the LOESS line (``label`` = model name,
-    ``gid`` = ``"loess:<model>"``) and its 95% band (``gid`` = ``"band:<model>"``); then the
-    dotted majority-class baseline (``gid`` = ``"baseline"``) at ``chance_balanced_accuracy``.
+    Per model: a light scatter of the raw points, the curve (``label`` = model name,
+    ``gid`` = ``"loess:<model>"``) and its 95% band (``gid`` = ``"band:<model>"``), both from
+    :func:`curve_band` (LOESS, or the per-size means joined where LOESS cannot be trusted: a note
+    on the panel, ``gid`` = ``"curve-fallback"``, names the models and why); then the dotted
+    majority-class baseline (``gid`` = ``"baseline"``) at ``chance_balanced_accuracy``.
     """
     df = usable_rows(df)
     models = model_order(df["model"].unique())
@@ -234,6 +385,7 @@ def draw_learning_curve(
     if len(df):
         lo, hi = float(df["n_train"].min()), float(df["n_train"].max())
         grid = np.linspace(lo, hi, 80) if hi > lo else np.array([lo])
+    fallbacks: list[tuple[str, str]] = []
     for model in models:
         sub = df[df["model"] == model]
         x = sub["n_train"].to_numpy(dtype=float)
@@ -245,7 +397,12 @@ def draw_learning_curve(
         mgrid = grid[(grid >= x.min()) & (grid <= x.max())] if x.size else grid
         if mgrid.size == 0:
             mgrid = np.array([x.min()])
-        fit, lower, upper = loess_band(x, y, mgrid, frac=frac)
+        # sizes by training fraction: study-wise folds jitter the sample count of one fraction
+        sizes = sub["train_fraction"].to_numpy() if "train_fraction" in sub else None
+        curve = curve_band(x, y, mgrid, sizes=sizes, frac=frac, bounds=(0.0, 1.0))
+        fit, lower, upper = curve.fit, curve.lower, curve.upper
+        if curve.method == "means":
+            fallbacks.append((model, curve.note))
         if mgrid.size == 1:  # a single training size: draw a short segment and a bar
             width = max(1.0, 0.02 * max(abs(mgrid[0]), 1.0))
             mgrid = np.array([mgrid[0] - width, mgrid[0] + width])
@@ -256,6 +413,12 @@ def draw_learning_curve(
         ax.fill_between(mgrid, np.where(band_ok, lower, fit), np.where(band_ok, upper, fit),
                         color=color, alpha=0.2, linewidth=0, label=f"_band {model}",
                         gid=f"band:{model}").set_in_layout(False)
+    if fallbacks:
+        # the reader must know a line is not a smoother: say which models and why, on the panel
+        notes = list(dict.fromkeys(note for _, note in fallbacks))
+        who = "all models" if len(fallbacks) == len(models) else ", ".join(m for m, _ in fallbacks)
+        ax.text(0.02, 0.02, f"{who}: {'; '.join(notes)}", transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=6.5, color="#555555", wrap=True, gid="curve-fallback").set_in_layout(False)
     chance = df["chance_balanced_accuracy"].dropna()
     if len(chance):
         # a fold missing a class has a higher floor (1/classes present): draw the panel's mean floor
@@ -317,7 +480,7 @@ def learning_curve_figure(df: pd.DataFrame, title: str | None = None, frac: floa
         title = _dataset_task_title(df)
         extra = []
         if "split" in df and df["split"].nunique() == 1:
-            extra.append(SPLIT_LABELS.get(df["split"].iloc[0], f"{df['split'].iloc[0]} split"))
+            extra.append(split_label(df["split"].iloc[0], df))
         if "pretraining" in df and df["pretraining"].nunique() == 1 and df["pretraining"].iloc[0] != "none":
             extra.append(df["pretraining"].iloc[0])
         if extra:
@@ -545,17 +708,19 @@ def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
 
     keys = ["dataset", "task", "split", "pretraining"]
     for (dataset, task, split, pre), sub in df.groupby(keys, sort=True):
-        title = f"{dataset}: {task} ({SPLIT_LABELS.get(split, split + ' split')}"
+        title = f"{dataset}: {task} ({split_label(split, sub)}"
         title += ", pretrained)" if pre != "none" else ")"
         add("learning_curve", _slug("learning_curve", dataset, task, split, pre), title,
-            "Balanced accuracy against training samples, one LOESS curve (95% band) per model; "
+            "Balanced accuracy against training samples, one LOESS curve (95% band) per model "
+            f"(with fewer than {MIN_LOESS_SIZES} training sizes, or where LOESS would leave the per-size "
+            "means' 95% intervals, a line through the per-size means, as the panel notes); "
             "panels by signal removal; dotted line: majority-class baseline.",
             learning_curve_figure, sub)
 
     for (dataset, split, pre), sub in df[df["n_classes"] == 2].groupby(
             ["dataset", "split", "pretraining"], sort=True):
         if sub["task"].nunique() >= 2:
-            title = f"{dataset}: binary tasks ({SPLIT_LABELS.get(split, split + ' split')}"
+            title = f"{dataset}: binary tasks ({split_label(split, sub)}"
             title += ", pretrained)" if pre != "none" else ")"
             add("binary_tasks", _slug("binary_tasks", dataset, split, pre), title,
                 "One pair of panels per binary task (Fig 2 style): before | after signal removal.",
@@ -563,7 +728,7 @@ def _figure_specs(df: pd.DataFrame, summary: dict | None = None) -> list[dict]:
 
     sim = df[df["dataset"].map(lambda d: is_simulated(d, summary)).astype(bool)]
     for (split, pre), sub in sim.groupby(["split", "pretraining"], sort=True):
-        title = f"Simulated data ({SPLIT_LABELS.get(split, split + ' split')})"
+        title = f"Simulated data ({split_label(split, sub)})"
         add("simulated", _slug("simulated", split, pre), title,
             "Simulated datasets (Fig 4 style); dotted line: majority-class predictor "
             "(balanced accuracy 1/n_classes).", simulated_figure, sub)

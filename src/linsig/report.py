@@ -44,7 +44,9 @@ from linsig.diagnostics import MARGIN as UNDERTRAINING_MARGIN
 from linsig.diagnostics import undertrained_sentences
 from linsig.errors import LinsigInputError
 from linsig.outputs import confined, file_sha256, refuse_overwriting, write_set
+from linsig.metrics import METRIC_NAMES, verdict_view
 from linsig.models import is_linear, model_order
+from linsig.overview import glance_rows, overview_png
 from linsig.plots import FIGURE_INDEX, plot_run, signal_label, signal_order
 from linsig.results import (
     RESULTS_FILE,
@@ -58,6 +60,7 @@ from linsig.results import (
 )
 from linsig.splits import is_grouped
 from linsig.validation import check_bound
+from linsig.wording import UNGROUPED, group_words, ungrouped_tasks
 from linsig.stats import (  # noqa: F401 - re-exported: the verdict's words and tests live in stats
     ALPHA,
     BEAT,
@@ -103,7 +106,8 @@ def _fmt_prob(p: float) -> str:
 
 
 def _group_name(g: dict) -> str:
-    name = f"{g['dataset']} / {g['task']} ({g['split']}-wise split"
+    # "ungrouped": set by verdict() on tasks whose groups were the samples (no group column)
+    name = f"{g['dataset']} / {g['task']} ({UNGROUPED if g.get('ungrouped') else g['split'] + '-wise split'}"
     if g.get("recipe"):
         name += f", {g['recipe']} recipe"
     return name + (f", {g['pretraining']})" if g["pretraining"] != "none" else ")")
@@ -144,6 +148,7 @@ class Verdict:
     lines_across: list[str] = field(default_factory=list)
     lines_studies: list[str] = field(default_factory=list)
     undertrained: list[str] = field(default_factory=list)  # models clearly below the converged logreg
+    metric: str = "balanced_accuracy"  # what the tests scored (--metric)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -288,14 +293,42 @@ def _lines_across(across: dict) -> list[str]:
     return lines
 
 
-def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdict:
-    """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md)."""
+def _clip(lo: float, hi: float, low: float, high: float) -> tuple[float, float]:
+    """A t-interval cut to the values its quantity can take (NaN stays NaN): a balanced accuracy
+    lies in [0, 1], so a mean's interval does, a difference of two in [−1, 1], an excess over
+    chance c in [−c, 1 − c]."""
+    return (float(np.clip(lo, low, high)) if np.isfinite(lo) else lo,
+            float(np.clip(hi, low, high)) if np.isfinite(hi) else hi)
+
+
+def _annotate(df: pd.DataFrame, comp: dict, sig: dict, studies: dict) -> None:
+    """Bound every interval to what its quantity can take, and mark the groups of tasks
+    without a group column (``ungrouped``: worded "each sample its own group", not study-wise)."""
+    bare = ungrouped_tasks(usable_rows(df))
+    for result in (comp, sig, studies):
+        for g in result.get("groups", []):
+            g["ungrouped"] = (str(g["dataset"]), str(g["task"]), str(g["split"])) in bare
+    for g in comp.get("groups", []) + studies.get("groups", []):
+        for c in g["comparisons"]:
+            c["ci_low"], c["ci_high"] = _clip(c["ci_low"], c["ci_high"], -1.0, 1.0)
+    for g in sig.get("groups", []):
+        for m in g["models"]:
+            m["ci_low"], m["ci_high"] = _clip(m["ci_low"], m["ci_high"], -m["chance"], 1.0 - m["chance"])
+
+
+def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA,
+            metric: str = "balanced_accuracy") -> Verdict:
+    """The report's verdict on a results table (rules: :mod:`linsig.stats`, docs/report.md),
+    scored by ``metric`` (``balanced_accuracy`` or ``roc_auc``: chance 0.5, see
+    :func:`linsig.metrics.verdict_view`)."""
     check_bound("rope", rope)
     df = load_results(df)
-    comp = compare_models(df, rope=rope, alpha=alpha)
-    sig = nonlinear_signal_test(df, rope=rope, alpha=alpha)
-    studies = per_study(df, alpha=alpha)
-    across = cross_task(df, alpha=alpha)
+    scored = verdict_view(df, metric)
+    comp = compare_models(scored, rope=rope, alpha=alpha)
+    sig = nonlinear_signal_test(scored, rope=rope, alpha=alpha)
+    studies = per_study(scored, alpha=alpha)
+    across = cross_task(scored, alpha=alpha)
+    _annotate(df, comp, sig, studies)
     lines_a, short_a = _lines_a(comp)
     if comp["available"]:
         answer_a = _summarise(
@@ -307,7 +340,7 @@ def verdict(df: pd.DataFrame, rope: float = ROPE, alpha: float = ALPHA) -> Verdi
         if sig["available"] else sig["message"]
     return Verdict(comp, sig, answer_a, answer_b, lines_a, lines_b, short_a, short_b, studies=studies,
                    across=across, lines_across=_lines_across(across), lines_studies=_lines_studies(studies),
-                   undertrained=undertrained_sentences(_real_label_rows(df)))
+                   undertrained=undertrained_sentences(_real_label_rows(df)), metric=metric)
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,7 +362,7 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     signal, model, training-size bin), over the seeds and folds in the bin.
 
     Columns: the keys, ``fraction`` (bin), ``n_train`` (mean training samples), ``n``, ``mean``,
-    ``ci_low``, ``ci_high``.
+    ``ci_low``, ``ci_high`` (cut to [0, 1]) and, when the table records it, ``roc_auc`` (its mean).
     """
     data = usable_rows(df)
     if data.empty:
@@ -339,12 +372,14 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     keys = group_keys(data) + ["signal", "model", "fraction"]
     grouped = data.groupby(keys, sort=True)
     agg = grouped.agg(n_train=("n_train", "mean"), n=("balanced_accuracy", "size"),
-                      mean=("balanced_accuracy", "mean"), sd=("balanced_accuracy", "std"))
+                      mean=("balanced_accuracy", "mean"), sd=("balanced_accuracy", "std"),
+                      **({"roc_auc": ("roc_auc", "mean")} if "roc_auc" in data.columns else {}))
     agg = agg.reset_index()
     tq = _scipy_stats.t.ppf(0.975, np.maximum(agg["n"] - 1, 1))
     half = np.where(agg["n"] > 1, tq * agg["sd"] / np.sqrt(agg["n"]), np.nan)
-    agg["ci_low"] = agg["mean"] - half
-    agg["ci_high"] = agg["mean"] + half
+    # a balanced accuracy lies in [0, 1]: so does any interval for its mean (0.99 ± 0.02 is [0.97, 1])
+    agg["ci_low"] = np.clip(agg["mean"] - half, 0.0, 1.0)
+    agg["ci_high"] = np.clip(agg["mean"] + half, 0.0, 1.0)
     return agg.drop(columns="sd")
 
 
@@ -392,7 +427,12 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 .muted{color:#666;font-size:.9em}figure{margin:1em 0 2em}figure img{max-width:100%;
 border:1px solid #eee}figcaption{font-size:.9em;color:#444}
 ul.lines li{margin:.3em 0}code{background:#f3f3f3;padding:0 .2em}
-.scroll{overflow-x:auto}td.n{white-space:nowrap}td:nth-child(1){min-width:10em}
+.scroll{overflow-x:auto;max-width:100%}td.n{white-space:nowrap}td:nth-child(1){min-width:10em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%}
+.lead{font-size:1.1em;margin:.4em 0 .6em}table.glance{width:100%;font-size:.95em}
+table.glance td{text-align:left}.w{font-weight:bold}.w.yes{color:#176f2c}.w.no{color:#a12a1a}
+.w.none{color:#444}.w.warn{color:#a15c00}.num{font-variant-numeric:tabular-nums;color:#333}span.n{white-space:nowrap}
+.auc{color:#5a5a9a;font-size:.9em}#overview img{max-width:100%}
 """
 
 # Marks the page once every image has loaded (used by the browser test and handy when
@@ -406,6 +446,25 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-images-ok', ok === imgs.length ? 'true' : 'false');
   var s = document.getElementById('load-status');
   if (s) { s.textContent = ok + ' of ' + imgs.length + ' figures loaded'; }
+  // Layout, for the browser test: the page must not scroll sideways; a table wider than its
+  // place must scroll inside its own box (div.scroll), never push the page wider.
+  var b = document.body, view = document.documentElement.clientWidth;
+  b.setAttribute('data-viewport', String(view));
+  b.setAttribute('data-page-width', String(document.documentElement.scrollWidth));
+  var spill = 0, scrolling = 0;
+  Array.prototype.forEach.call(document.querySelectorAll('table'), function (t) {
+    var box = t.parentElement, wide = t.getBoundingClientRect().width > box.clientWidth + 1;
+    if (wide && box.classList.contains('scroll')) { scrolling += 1; }
+    else if (wide || t.getBoundingClientRect().right > view + 1) { spill += 1; }
+  });
+  b.setAttribute('data-tables-spilling', String(spill));
+  b.setAttribute('data-tables-scrolling', String(scrolling));
+  var g = document.getElementById('glance-table'), o = document.getElementById('overview');
+  if (g) {
+    b.setAttribute('data-glance-top', String(Math.round(g.getBoundingClientRect().top)));
+    b.setAttribute('data-glance-fits', String(g.getBoundingClientRect().width <= g.parentElement.clientWidth + 1));
+  }
+  if (o) { b.setAttribute('data-overview-top', String(Math.round(o.getBoundingClientRect().top))); }
 });
 """
 
@@ -433,7 +492,7 @@ def _tasks_html(tasks: list[dict]) -> str:
         else:
             cls = ", ".join(_e(k) for k in classes) or "n/a"
         n_classes = len(classes) if classes else t.get("n_classes")
-        group = f"{_num(t['n_groups'])}" + (f" ({_e(t['group_key'])})" if t.get("group_key") else "")
+        group = group_words(t["n_groups"], _e(t.get("group_key")), _num)
         rows.append(
             f"<tr><td class=l>{_e(t['dataset'])}</td><td class=l>{_e(t['task'])}</td>"
             f"<td>{_num(t['n_samples'])}</td><td>{group}</td><td>{_num(t['n_genes'])}</td>"
@@ -443,13 +502,14 @@ def _tasks_html(tasks: list[dict]) -> str:
             + "".join(rows) + "</table>")
 
 
-def _accuracy_html(table: pd.DataFrame) -> str:
+def _accuracy_html(table: pd.DataFrame, bare: set | frozenset = frozenset()) -> str:
     if table.empty:
         return "<p>No usable rows.</p>"
     parts = []
     keys_of = group_keys(table) + ["signal"]
     for keys, sub in table.groupby(keys_of, sort=False):
         g = dict(zip(keys_of, keys))
+        g["ungrouped"] = (str(g["dataset"]), str(g["task"]), str(g["split"])) in bare
         fracs = sorted(sub["fraction"].unique())
         head = "".join(
             f"<th>{f:g}<br><span class=muted>n≈{sub[sub['fraction'] == f]['n_train'].mean():,.0f}"
@@ -463,14 +523,16 @@ def _accuracy_html(table: pd.DataFrame) -> str:
                     r = m.loc[f]
                     ci = (f"<br><span class=muted>[{r['ci_low']:.3f}, {r['ci_high']:.3f}]</span>"
                           if np.isfinite(r["ci_low"]) else "")
-                    cells.append(f"<td>{r['mean']:.3f}{ci}</td>")
+                    auc = (f"<br><span class=auc>AUC {r['roc_auc']:.3f}</span>"
+                           if "roc_auc" in m.columns and np.isfinite(r["roc_auc"]) else "")
+                    cells.append(f"<td>{r['mean']:.3f}{ci}{auc}</td>")
                 else:
                     cells.append("<td>–</td>")
             rows.append(f"<tr><th class=l>{_e(model)}</th>{''.join(cells)}</tr>")
         parts.append(
             f"<h3>{_e(_group_name(g))} — {_e(signal_label(g['signal']))}</h3>"
-            f"<table><tr><th class=l>Model \\ training fraction</th>{head}</tr>"
-            + "".join(rows) + "</table>")
+            f"<div class=scroll><table><tr><th class=l>Model \\ training fraction</th>{head}</tr>"
+            + "".join(rows) + "</table></div>")
     return "\n".join(parts)
 
 
@@ -481,7 +543,7 @@ def _table(head: list[str], rows: list[str]) -> str:
     return f"<div class=scroll><table><tr>{cells}</tr>" + "".join(rows) + "</table></div>"
 
 
-def _comparison_table(comp: dict) -> str:
+def _comparison_table(comp: dict, abbr: str = "BA") -> str:
     rows = []
     for g in comp["groups"]:
         for c in g["comparisons"]:
@@ -494,7 +556,7 @@ def _comparison_table(comp: dict) -> str:
                 f"<td class=n>{_fmt_prob(c['prob_nonlinear_better'])} / {_fmt_prob(c['prob_equivalent'])} / "
                 f"{_fmt_prob(c['prob_linear_better'])}</td><td>±{c['detectable']:.3f}</td><td>{c['n_clusters']}</td>"
                 f"<td class=l>{_e(c['verdict'])}</td></tr>")
-    return _table(["<Task", "<Model", "<Linear baseline", "Mean BA", "Baseline BA", "Difference [95% CI]",
+    return _table(["<Task", "<Model", "<Linear baseline", f"Mean {abbr}", f"Baseline {abbr}", "Difference [95% CI]",
                    "p (corrected)", "P(non-linear better / practically equivalent / linear better)",
                    "Detectable (80% power)", "Seed×fold splits", "<Words"], rows)
 
@@ -514,7 +576,7 @@ def _studies_table(studies: dict) -> str:
                    "p (Holm, sign test)"], rows)
 
 
-def _signal_table(sig: dict) -> str:
+def _signal_table(sig: dict, abbr: str = "BA") -> str:
     rows = []
     for g in sig["groups"]:
         for m in g["models"]:
@@ -527,7 +589,7 @@ def _signal_table(sig: dict) -> str:
                 f"<td>{_fmt_p(m['p_value'])}</td><td>{perm}</td><td>{_fmt_p(m['p_adjusted'])}</td>"
                 f"<td>{_fmt_prob(m['prob_above'])}</td><td>{m['detectable']:.3f}</td><td>{m['n_clusters']}</td>"
                 f"<td class=l>{'above chance' if m['above_chance'] else 'at chance'}</td></tr>")
-    return _table(["<Task", "<Model", "Mean BA after removal", "Chance", "Excess [95% CI]",
+    return _table(["<Task", "<Model", f"Mean {abbr} after removal", "Chance", "Excess [95% CI]",
                    "p (corrected t, one-sided)", "p (permutations)", "p (decision; Holm over non-linear)",
                    f"P(excess > {sig['rope']:g})", "Detectable excess", "Seed×fold splits", "<Result"], rows)
 
@@ -613,6 +675,20 @@ model class reaches at least that far (a network can represent the linear model)
 optimiser's, not its class's (<code>--recipe strong</code> trains every model to its capacity).</p></div>"""
 
 
+def _abbr(metric: str) -> str:
+    return {"balanced_accuracy": "BA", "roc_auc": "AUC"}.get(metric, metric)
+
+
+def _interval(x: dict | None) -> str:
+    if not x or x.get("model") is None or not np.isfinite(x.get("estimate", np.nan)):
+        return ""
+    return f"{_fmt(x['estimate'])} <span class=n>[{_fmt(x['ci_low'])}, {_fmt(x['ci_high'])}]</span>"
+
+
+_WORD_CLASS = {BEAT: "yes", SIGNAL: "yes", LOSE: "no", TIE: "none", NO_SIGNAL: "none", INCONCLUSIVE: "warn",
+               NOT_TESTED: "none"}
+
+
 def _incomplete_html(summary: dict | None, source: str) -> str:
     message = incomplete_message(summary, source)
     if message is None:
@@ -620,13 +696,63 @@ def _incomplete_html(summary: dict | None, source: str) -> str:
     return f'<div class="verdict warn" id="incomplete"><div class=answer>{_e(message[0].upper() + message[1:])}.</div></div>'
 
 
+def _glance_html(v: Verdict, rope: float) -> str:
+    """The first screen: one line per task answering (a) and (b), then the forest plot."""
+    rows = []
+    for r in glance_rows(v.comparison, v.signal):
+        cells = []
+        for q, x in (("a", r["a"]), ("b", r["b"])):
+            if x is None:
+                missing = "not asked (no rows before removal)" if q == "a" else (
+                    "not asked: run with <code>--signal none,removed</code>")
+                cells.append(f"<td class=l><span class=muted>{missing}</span></td>")
+                continue
+            number = _interval(x)
+            if number:
+                what = (f"{_e(x['model'])} − {_e(x['baseline'])}" if q == "a" else
+                        f"{_e(x['model'])} above chance")
+                number = f"<br><span class=num>{what}: {number}</span>"
+            cls = _WORD_CLASS.get(x["words"], "none")
+            cells.append(f"<td class=l><b class='w {cls}'>{_e(x['words'])}</b>{number}</td>")
+        rows.append(f"<tr><td class=l>{_e(_group_name(r['group']))}</td>{''.join(cells)}</tr>")
+    if not rows:
+        return ("<section id=at-a-glance><h2>The answer at a glance</h2><p>No task could be analysed: "
+                f"{_e(v.answer_a)}.</p></section>")
+    name = METRIC_NAMES.get(v.metric, v.metric)
+    png = overview_png(v.comparison, v.signal, rope, name, name=_group_name)
+    figure = ""
+    if png is not None:
+        data = base64.b64encode(png).decode("ascii")
+        figure = (f"<figure id=overview><img alt=\"Overview: per task, non-linear minus linear and excess over "
+                  f"chance after removal, with 95% intervals\" src=\"data:image/png;base64,{data}\"><figcaption>"
+                  f"<b>Overview.</b> Left: each non-linear model's mean {name} minus the task's better linear "
+                  f"model, before signal removal. Right: each non-linear model's {name} above chance after the "
+                  f"linear signal is removed. Points: means over (seed, fold) splits; bars: 95% intervals "
+                  f"(corrected repeated k-fold t); grey: the region of practical equivalence ±{rope:g}. A bar "
+                  f"clear of 0 and of the grey region to the right answers yes.</figcaption></figure>")
+    metric_note = "" if v.metric == "balanced_accuracy" else (
+        f" Scored by <b>{name}</b> (<code>--metric {v.metric}</code>; chance 0.5).")
+    return f"""<section id=at-a-glance>
+<h2>The answer at a glance</h2>
+<p class=lead>(a) Do non-linear models beat the linear baseline? <b>{_e(v.answer_a)}</b>.<br>
+(b) Is there non-linear signal once the linear signal is removed? <b>{_e(v.answer_b)}</b>.</p>
+<div class=scroll><table class=glance id=glance-table><tr><th class=l>Task</th><th class=l>(a) Non-linear vs
+linear baseline (best non-linear model, 95% interval)</th><th class=l>(b) Non-linear signal after
+removal (best non-linear model, 95% interval)</th></tr>{''.join(rows)}</table></div>
+<p class=muted>One line per task.{metric_note} The statistics behind each answer follow under
+<a href="#verdict">Verdict in detail</a>.</p>
+{figure}
+</section>"""
+
+
 def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict, bytes]],
                 source: str = "", rope: float = ROPE, alpha: float = ALPHA,
-                result: Verdict | None = None) -> str:
+                result: Verdict | None = None, metric: str = "balanced_accuracy") -> str:
     """The report page as a string; ``figures`` are ``(index entry, PNG bytes)`` pairs;
-    ``result`` is the :func:`verdict` of ``df`` when the caller has it already."""
+    ``result`` is the :func:`verdict` of ``df`` when the caller has it already (else it is
+    computed with ``metric``)."""
     df = load_results(df)
-    v = result if result is not None else verdict(df, rope=rope, alpha=alpha)
+    v = result if result is not None else verdict(df, rope=rope, alpha=alpha, metric=metric)
     real = _real_label_rows(df)
     total = len(df)
     ok = len(usable_rows(df))
@@ -683,6 +809,9 @@ compared with the task's better linear model by a two-sided Wilcoxon signed-rank
                  "(<code>--permutations N</code>): (1 + permutations scoring at least the real labels) / "
                  "(N + 1)" if v.signal.get("permutations") else
                  "; <code>--permutations N</code> adds an exact permutation test")
+    metric_name = METRIC_NAMES.get(v.metric, v.metric)
+    chance_words = ("balanced accuracy minus chance (the majority-class predictor: 1/classes in the validation "
+                    "fold)" if v.metric == "balanced_accuracy" else f"{metric_name} minus chance (0.5)")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -694,11 +823,13 @@ compared with the task's better linear model by a two-sided Wilcoxon signed-rank
 <p class=muted>Run {_e(source)} · results written by linsig {_e(version)} · report by linsig
 {_e(__version__)} on {now} · <span id="load-status">figures not yet loaded</span></p>
 
-<h2>Verdict</h2>
 {_incomplete_html(summary, source)}
+{_glance_html(v, rope)}
+
+<h2 id="verdict">Verdict in detail</h2>
 <div class="verdict a" id="verdict-a"><div class=answer>(a) Do the non-linear models beat the
 linear baseline? <span class=words>{_e(v.answer_a)}</span>.</div><ul class=lines>{lines_a}</ul>
-{_comparison_table(v.comparison)}
+{_comparison_table(v.comparison, _abbr(v.metric))}
 {studies}
 <p class=muted>Paired on (seed, fold, training fraction) with signal <code>none</code>; baseline =
 the better of logreg/svm on the task. Differences are averaged within each (seed, fold) split and
@@ -708,14 +839,13 @@ of 1/J, because splits share training samples; the 95% CI uses the same standard
 two-sided and Holm-adjusted over a task's non-linear models. "Beat" needs p (Holm) &lt; {alpha:g} and a
 difference above {rope:g}; "loses" p (Holm) &lt; {alpha:g} and a difference below −{rope:g}. The
 probabilities come from the Bayesian correlated t-test (Corani &amp; Benavoli 2015) with a region of
-practical equivalence of ±{rope:g} balanced accuracy (<code>--rope</code>). "Detectable" is the
+practical equivalence of ±{rope:g} {metric_name} (<code>--rope</code>). "Detectable" is the
 smallest true difference the run would declare with 80% probability.</p></div>
 <div class="verdict b" id="verdict-b"><div class=answer>(b) Is there predictive non-linear
 signal? <span class=words>{_e(v.answer_b)}</span>.</div><ul class=lines>{lines_b}</ul>
-{_signal_table(v.signal) if v.signal['available'] else ''}
+{_signal_table(v.signal, _abbr(v.metric)) if v.signal['available'] else ''}
 <p class=muted>After removing the linear signal (signal <code>removed</code>), each model's
-balanced accuracy minus chance (the majority-class predictor: 1/classes in the validation fold)
-is averaged per (seed, fold) split; one-sided corrected repeated k-fold t-test of excess &gt; 0
+{chance_words} is averaged per (seed, fold) split; one-sided corrected repeated k-fold t-test of excess &gt; 0
 with its 95% interval{perm_note}. "Above chance" needs p &lt; {alpha:g} and an excess above
 {rope:g}; the p-values of the non-linear models of a task are Holm-adjusted (several models are
 tested for one claim). Non-linear signal is present when a non-linear model is above chance;
@@ -724,7 +854,7 @@ linear models should fall to chance (a check that the removal worked).</p></div>
 {_undertrained_html(v.undertrained)}
 
 <h2>Data and tasks</h2>
-{_tasks_html(task_summary(real, summary))}
+<div class=scroll>{_tasks_html(task_summary(real, summary))}</div>
 <p>{len(real):,} result rows: {ok:,} used, {skipped:,} skipped{reasons}. Models: {_e(models)}.
 Signal modes: {_e(signals)}.{perm_text}</p>
 {config_html}
@@ -737,9 +867,10 @@ dotted line: majority-class baseline (1/n_classes).</p>
 {''.join(fig_html) or '<p>No figures (no usable rows).</p>'}
 
 <h2>Balanced accuracy by training size</h2>
-<p class=muted>Mean over seeds and folds, with a 95% t-interval, per model and training-fraction
-bin (column header: fraction, and the mean number of training samples).</p>
-{_accuracy_html(accuracy_table(df))}
+<p class=muted>Mean over seeds and folds, with a 95% t-interval (cut to [0, 1], the range of a balanced
+accuracy), per model and training-fraction bin (column header: fraction, and the mean number of
+training samples); below it the mean ROC AUC of the same rows, where the table records it.</p>
+{_accuracy_html(accuracy_table(df), ungrouped_tasks(usable_rows(df)))}
 <script>{_SCRIPT}</script>
 </body></html>
 """
@@ -748,7 +879,7 @@ bin (column header: fraction, and the mean number of training samples).</p>
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                  figures_dir: str | os.PathLike | None = None, rope: float = ROPE,
                  alpha: float = ALPHA, figure_formats=("png", "svg"), jobs: int = 1,
-                 with_verdict: bool = False) -> Path | tuple[Path, Verdict]:
+                 with_verdict: bool = False, metric: str = "balanced_accuracy") -> Path | tuple[Path, Verdict]:
     """Write ``report.html`` (default ``RUN_DIR/report.html``) and ``RUN_DIR/verdict.parquet``.
 
     Figures come from ``figures_dir`` (default ``RUN_DIR/figures``) and are made with
@@ -774,7 +905,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     summary = load_summary(run_dir)
     fig_dir = Path(figures_dir) if figures_dir is not None else run_dir / "figures"
     figures = [(entry, png.read_bytes()) for entry, png in _figures(results_path, fig_dir, figure_formats, jobs)]
-    result = verdict(df, rope=rope, alpha=alpha)
+    result = verdict(df, rope=rope, alpha=alpha, metric=metric)
     results_hash = file_sha256(results_path)
     page = render_html(df, summary, figures, source=str(run_dir), rope=rope, alpha=alpha, result=result)
     write_set([(run_dir / VERDICT_FILE, _verdict_bytes(result.table, results_hash)),
@@ -808,3 +939,32 @@ __all__ = [
     "Verdict", "accuracy_table", "compare_models", "fraction_bins", "holm", "is_linear", "nonlinear_signal_test",
     "render_html", "task_summary", "verdict", "write_report",
 ]
+
+
+def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, rope: float = ROPE,
+               metric: str = "balanced_accuracy", jobs: int = 1, csv: bool = False) -> Verdict:
+    """``linsig report`` as a function: write ``report.html`` (default ``RUN_DIR/report.html``) and
+    ``verdict.parquet``; with ``csv=True`` also the tidy CSV files of :func:`linsig.results.export_csv`.
+
+    Returns the :class:`Verdict`: ``answer_a``, ``answer_b``, ``text`` (the plain-word verdict) and
+    ``table`` (its statistics as a DataFrame); ``v.path`` is the page written.
+    """
+    from linsig.results import export_csv
+
+    path, result = write_report(run_dir, out, rope=rope, jobs=jobs, with_verdict=True, metric=metric)
+    result.path = path
+    if csv:
+        result.csv = export_csv(run_dir, verdict=result)
+    return result
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``linsig.report(run_dir, ...)`` calls :func:`report_run`: the name is both this module
+    (``from linsig.report import write_report``) and the notebook function, whichever is
+    imported first, so the module answers the call itself."""
+
+    def __call__(self, run_dir, *args, **kwargs):
+        return report_run(run_dir, *args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

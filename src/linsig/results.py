@@ -41,13 +41,13 @@ RESULTS_HASH = "results_sha256"  # the key, in summary.json and the figure index
 RESULT_COLUMNS = (
     "dataset", "task", "model", "seed", "fold", "split", "signal", "pretraining", "train_fraction",
     "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "classes",
-    "balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
+    "balanced_accuracy", "roc_auc", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
     "recipe", "lr", "weight_decay", "params", "tuning", "tuning_score", "epochs_trained", "best_epoch", "diverged",
     "converged", "reference_balanced_accuracy", "fit_seconds", "tune_seconds", "device", "status", "skip_reason",
 )
 # What a row holds before its model is trained (and keeps when the row is skipped).
 ROW_DEFAULTS = {
-    "pretraining": "none", "balanced_accuracy": math.nan, "accuracy": math.nan, "lr": math.nan,
+    "pretraining": "none", "balanced_accuracy": math.nan, "roc_auc": math.nan, "accuracy": math.nan, "lr": math.nan,
     "weight_decay": math.nan, "params": "", "tuning_score": math.nan, "epochs_trained": 0, "best_epoch": 0,
     "diverged": False, "converged": True, "reference_balanced_accuracy": math.nan, "fit_seconds": 0.0,
     "tune_seconds": 0.0, "status": "ok", "skip_reason": "",
@@ -127,7 +127,7 @@ READ_DEFAULTS = {"split": "study", "pretraining": "none", "status": "ok", "skip_
 
 
 #: Columns holding a proportion in [0, 1] (NaN only where noted in :func:`validate_results`).
-_PROPORTIONS = ("balanced_accuracy", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
+_PROPORTIONS = ("balanced_accuracy", "roc_auc", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
                 "reference_balanced_accuracy")
 #: Columns holding a count or index (whole numbers ≥ 0).
 _COUNTS = ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes", "permutation",
@@ -364,3 +364,28 @@ def describes(summary: dict, results_path: str | Path) -> bool:
         return recorded == file_sha256(results_path)
     except OSError:
         return False
+
+
+def export_csv(run_dir: str | Path, out_dir: str | Path | None = None, verdict=None) -> list[Path]:
+    """The run's tables as tidy CSV for R and spreadsheets: ``results.csv`` (one row per result,
+    the columns of ``results.parquet``) and, when the verdict is known, ``verdict.csv``. Written
+    into ``out_dir`` (default: the run directory); returns the paths."""
+    source = results_path(run_dir)
+    run_dir = source.parent
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    load_results(source)  # a missing, empty or broken table: the error names the file
+    written = []
+    tables = [("results.csv", pd.read_parquet(source))]  # as written: no filled-in defaults
+    if verdict is not None:
+        tables.append(("verdict.csv", verdict.table))
+    elif (run_dir / "verdict.parquet").exists():
+        tables.append(("verdict.csv", pd.read_parquet(run_dir / "verdict.parquet")))
+    for file, table in tables:
+        if not len(table.columns):
+            raise LinsigInputError(f"{source}: nothing to export")
+        path = out_dir / file
+        # NA as R reads it by default; plain decimal points; no index column
+        atomic_write_bytes(path, table.to_csv(index=False, na_rep="NA").encode("utf-8"))
+        written.append(path)
+    return written

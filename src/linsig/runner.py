@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | None = 5000,
                     normalize: str = "minmax", group: str | None = None,
-                    missing: str = "error", na_values=None) -> ad.AnnData:
+                    missing: str = "error", na_values=None, layer: str | None = None) -> ad.AnnData:
     """Read a dataset (a path, or ``example:NAME``) and apply the preprocessing unless the file says it is done.
 
     ``normalize`` is the method the caller resolved (:func:`linsig.data.normalize.resolve_normalization`:
@@ -30,7 +30,7 @@ def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | 
     already and stay backed on disk (only the rows a task needs get loaded); ``study-zscore``
     loads them and standardises them in memory (of a min-max scaled gene it gives what the raw
     gene would: the z-score ignores any per-gene affine map). Anything else is loaded and
-    preprocessed in memory.
+    preprocessed in memory. ``layer``: an ``.h5ad``'s layer (or ``raw``) to use instead of ``X``.
     """
     check_missing_mode(missing)
     adata = read_dataset(resolve(path), metadata=metadata, orientation=orientation, na_values=na_values)
@@ -40,6 +40,12 @@ def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | 
             info["provenance"] = info["source"]
         info["source"] = str(path)
         adata.uns["linsig"] = info
+    if layer:  # --layer NAME | raw: the matrix of the .h5ad to use instead of X
+        if not str(path).lower().endswith(".h5ad") and not str(path).startswith("example:"):
+            raise LinsigInputError(f"{path}: --layer {layer} applies to .h5ad files only")
+        from linsig.data.layers import select_layer
+
+        adata = select_layer(adata, layer, path)
     source = adata.uns.get("linsig", {}).get("source", path)
     adata = _preprocessed(adata, normalize, n_top_genes, group, missing)
     if not adata.isbacked:  # a compendium left on disk was checked when `linsig data` wrote it

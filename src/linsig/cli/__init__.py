@@ -7,7 +7,6 @@ Each sub-module of this package owns one command (or command group) and exposes 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 import traceback
 import warnings
@@ -17,6 +16,7 @@ import click
 from linsig import __version__
 from linsig.errors import DownloadError, LinsigInputError, RunInterrupted
 from linsig.cli.options import INTERRUPTED_HINT
+from linsig.logconfig import add_logging_options, configure, error_to_log_file, state, verbosity
 from linsig.terminal import safe_text
 
 # Order is the order shown by ``linsig --help``.
@@ -43,7 +43,7 @@ class _Main(click.Group):
             click.echo(f"\ninterrupted: {hint}", err=True)
             raise click.exceptions.Exit(130) from None
         except Exception as exc:
-            if ctx.params.get("verbose", 0) >= 2:
+            if verbosity(ctx) >= 2:  # -vv before or after the command
                 traceback.print_exc(file=sys.stderr)
             if isinstance(exc, (LinsigInputError, DownloadError, OSError, RunInterrupted)):
                 message = str(exc)
@@ -51,28 +51,31 @@ class _Main(click.Group):
                 message = f"{type(exc).__name__}: {exc} (run with -vv for the traceback)"
             # messages quote file names, columns and stored errors: shown, never obeyed
             lines = [safe_text(line).strip() for line in message.splitlines() if line.strip()]
+            error_to_log_file("; ".join(lines) or type(exc).__name__)
             raise click.ClickException("; ".join(lines) or type(exc).__name__) from exc
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="linsig")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(verbose: int) -> None:
+def main() -> None:
     """linsig: is there non-linear signal in your expression data, and does a neural
     network beat a linear baseline on it?"""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx = click.get_current_context()
+    s = state(ctx)
+    configure(s["verbose"], s["quiet"], s["log_file"])  # also when no logging option was given
     _shown.clear()
-    if not verbose:
-        warnings.showwarning = _show_warning
+    warnings.showwarning = _show_warning
 
 
 _shown: set[str] = set()  # warnings shown by this command (reset by main)
+_python_showwarning = warnings.showwarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A Python warning as one ``warning:`` line, once: the user reads linsig's words, not a
-    library's source line (``-v`` shows warnings as Python prints them)."""
+    library's source line (``-v``, before or after the command, shows warnings as Python prints them)."""
+    if verbosity(click.get_current_context(silent=True)):
+        return _python_showwarning(message, category, filename, lineno, file, line)
     text = safe_text(str(message)).strip()
     if text in _shown:
         return
@@ -88,3 +91,6 @@ for _name in _COMMAND_MODULES:
             raise
         continue
     main.add_command(_module.COMMAND)
+
+# -v/--verbose, --quiet and --log-file on the main command and on every command (linsig.logconfig)
+add_logging_options(main)

@@ -42,6 +42,9 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
               help="Metadata cells that mean missing, comma-separated (e.g. NA for tables written by R); by "
                    "default only an empty cell is, and a label or group that looks like a marker (NA, unknown, …) "
                    "is kept with a warning.")
+@click.option("--layer", metavar="NAME",
+              help="For .h5ad data: the layer holding the expression values instead of X (e.g. counts), or raw "
+                   "for the file's raw matrix. Sparse matrices are read densely, a task's rows at a time.")
 @click.option("--label", help="Metadata column with the class labels.")
 @click.option("--group", help="Metadata column with the study/donor of each sample (default: each sample its own group).")
 @click.option("--classes", callback=csv_list(str), help="Keep only these classes (e.g. a binary pair: Blood,Brain).")
@@ -71,7 +74,7 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True,
               help="Replace what OUT holds (an experiment, or another run's results); never an input file.")
-def run(data_path, metadata, orientation, na_values, label, group, classes, min_groups, pairwise_top, preset,
+def run(data_path, metadata, orientation, na_values, layer, label, group, classes, min_groups, pairwise_top, preset,
         n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
         batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet, force):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
@@ -96,7 +99,7 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     except ContradictoryNormalization as exc:
         raise click.UsageError(f"--no-scale contradicts --normalize {exc.normalize}") from None
     check_method(normalize, zscore_group)  # study-zscore without a group: refused before any work
-    config = {"data": str(data_path), "label": label, "group": group, "preset": preset, "normalize": normalize,
+    config = {"data": str(data_path), "layer": layer, "label": label, "group": group, "preset": preset, "normalize": normalize,
               "missing": missing, "na_values": list(na_values or ()), **settings.to_dict(),
               "permutations": permutations, "metadata": None if metadata is None else str(metadata),
               "orientation": orientation, "classes": list(classes) if classes else None, "min_groups": min_groups,
@@ -106,7 +109,7 @@ def run(data_path, metadata, orientation, na_values, label, group, classes, min_
     on_interrupt(f"nothing was written to {out_dir}; `linsig run` starts over when run again "
                  "(`linsig experiment run` resumes a grid unit by unit)")
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
-                            group=zscore_group, missing=missing, na_values=na_values)
+                            group=zscore_group, missing=missing, na_values=na_values, layer=layer)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 
 from linsig.errors import LinsigInputError
@@ -359,9 +360,12 @@ def _no_matrix(adata: ad.AnnData) -> bool:
 
 def check_varies(X, source) -> None:
     """Refuse a matrix whose every value is the same: no gene varies, no model can learn."""
-    X = np.asarray(X)
-    if X.size and np.all(X == X.flat[0]):
-        raise LinsigInputError(f"{source}: every expression value is the same ({X.flat[0]:g}): the matrix is "
+    if sp.issparse(X):  # stored values and the implicit zeros
+        values = X.data if X.nnz == np.prod(X.shape) else np.append(X.data, 0.0)
+    else:
+        values = np.asarray(X).ravel()
+    if values.size and np.all(values == values[0]):
+        raise LinsigInputError(f"{source}: every expression value is the same ({values[0]:g}): the matrix is "
                                "constant, no gene varies and every model would score chance; are the data in "
                                "a layer rather than X, or was X zeroed?")
 

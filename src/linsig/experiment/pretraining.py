@@ -61,7 +61,7 @@ def run_pretraining_unit(task: Task, model: str, seed: int, settings: Settings, 
             if row["status"] != "ok":
                 continue
             if pre_reason:
-                twin.update(status="skipped", skip_reason=pre_reason, balanced_accuracy=np.nan, accuracy=np.nan,
+                twin.update(status="skipped", skip_reason=pre_reason, balanced_accuracy=np.nan, roc_auc=np.nan, accuracy=np.nan,
                             epochs_trained=0, best_epoch=0)
                 continue
             idx = subsets[row["train_fraction"]]

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from linsig.errors import LinsigInputError
-from linsig.evaluation import SIGNALS, Settings
+from linsig.evaluation import Settings
+from linsig.signal import SIGNAL_MODES as SIGNALS
 from linsig.tasks import PRESETS as TASK_PRESETS
 from linsig.validation import InvalidSetting
 
