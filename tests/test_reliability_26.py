@@ -26,7 +26,7 @@ from linsig.cli import main
 from linsig.errors import LinsigInputError
 from linsig.evaluation import Settings
 from linsig.experiment.driver import run_experiment
-from linsig.experiment.executors import LOCAL_SCHEDULER, InProcessExecutor
+from linsig.experiment.executors import InProcessExecutor
 from linsig.experiment.spec import load_experiment
 from linsig.experiment.store import UnitStore
 from linsig.experiment.units import expand
@@ -34,7 +34,11 @@ from linsig.plots import synthetic_results
 from linsig.results import write_run
 from linsig.validation import InvalidSetting
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+import linsig
+
+SRC = Path(linsig.__file__).resolve().parents[1]  # subprocesses run the linsig this test imported
+# A test scheduler: no dashboard, HTTP on a free local port (as linsig's own LocalCluster)
+LOCAL_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 QUICK = ["--tuning", "off", "--seeds", "0", "--folds", "2", "--fractions", "1.0", "--models", "logreg", "--quiet"]
 
 EXPERIMENT = """
