@@ -10,14 +10,13 @@ import importlib
 import logging
 import sys
 import traceback
-import warnings
 
 import click
 
 from linsig import __version__
 from linsig.errors import DownloadError, LinsigInputError, RunInterrupted
 from linsig.cli.options import INTERRUPTED_HINT
-from linsig.terminal import safe_text
+from linsig.terminal import install_warning_display, safe_text
 
 # Order is the order shown by ``linsig --help``.
 _COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
@@ -62,22 +61,8 @@ def main(verbose: int) -> None:
     network beat a linear baseline on it?"""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    _shown.clear()
-    if not verbose:
-        warnings.showwarning = _show_warning
-
-
-_shown: set[str] = set()  # warnings shown by this command (reset by main)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A Python warning as one ``warning:`` line, once: the user reads linsig's words, not a
-    library's source line (``-v`` shows warnings as Python prints them)."""
-    text = safe_text(str(message)).strip()
-    if text in _shown:
-        return
-    _shown.add(text)
-    click.echo(f"warning: {text}", err=True)
+    if not verbose:  # -v: warnings as Python prints them, with their source
+        install_warning_display()
 
 
 for _name in _COMMAND_MODULES:

@@ -53,6 +53,10 @@ class InProcessExecutor:
 def _init_worker(threads: int) -> None:
     set_threads(threads)
     exit_with_parent()
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:  # as the command line shows them
+        from linsig.terminal import install_warning_display
+
+        install_warning_display()
 
 
 class ProcessPoolExecutor:
