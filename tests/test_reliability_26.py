@@ -35,7 +35,11 @@ from linsig.plots import synthetic_results
 from linsig.results import write_run
 from linsig.validation import InvalidSetting
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+import linsig
+
+SRC = Path(linsig.__file__).resolve().parents[1]  # subprocesses run the linsig this test imported
+# A test scheduler: no dashboard, HTTP on a free local port (as linsig's own LocalCluster)
+LOCAL_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 QUICK = ["--tuning", "off", "--seeds", "0", "--folds", "2", "--fractions", "1.0", "--models", "logreg", "--quiet"]
 
 EXPERIMENT = """

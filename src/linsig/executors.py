@@ -79,6 +79,14 @@ def _init_worker(threads: int, context: tuple) -> None:
     _CONTEXT = context
     set_threads(threads)
     exit_with_parent()
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:  # as the command line shows them
+        from linsig.terminal import install_warning_display
+
+        install_warning_display()
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:  # as the command line shows them
+        from linsig.terminal import install_warning_display
+
+        install_warning_display()
 
 
 class ProcessPoolExecutor:

@@ -62,6 +62,10 @@ def _update(key):
         s = state(ctx)
         if key == "verbose":
             s["verbose"] += value or 0
+            if s["verbose"]:  # given after the command too: warnings as Python prints them
+                from linsig.terminal import restore_warning_display
+
+                restore_warning_display()
         elif key == "quiet":
             s["quiet"] = s["quiet"] or bool(value)
         elif value is not None:

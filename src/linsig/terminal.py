@@ -11,7 +11,9 @@ obeyed; everything printed from a run folder goes through it.
 
 from __future__ import annotations
 
+import sys
 import unicodedata
+import warnings
 
 
 def _visible(ch: str) -> str:
@@ -33,3 +35,30 @@ def safe_text(text, keep_newlines: bool = False) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+_shown: set[str] = set()  # warnings shown by this process (reset by install_warning_display)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as one ``warning:`` line on stderr, once: the user reads linsig's words,
+    not a library's source line (``linsig -v`` leaves Python's own display in place)."""
+    text = safe_text(str(message)).strip()
+    if text in _shown:
+        return
+    _shown.add(text)
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+_python_show = warnings.showwarning
+
+
+def install_warning_display() -> None:
+    """Show Python warnings with :func:`show_warning` (the command line, and its worker processes)."""
+    _shown.clear()
+    warnings.showwarning = show_warning
+
+
+def restore_warning_display() -> None:
+    """Python's own display of warnings, with their source (``-v``)."""
+    warnings.showwarning = _python_show

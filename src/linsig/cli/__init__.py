@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-import warnings
 
 import click
 
@@ -17,7 +16,7 @@ from linsig import __version__
 from linsig.errors import DownloadError, LinsigInputError, RunInterrupted
 from linsig.cli.options import INTERRUPTED_HINT
 from linsig.logconfig import add_logging_options, configure, error_to_log_file, state, verbosity
-from linsig.terminal import safe_text
+from linsig.terminal import install_warning_display, safe_text
 
 # Order is the order shown by ``linsig --help``.
 _COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
@@ -63,24 +62,8 @@ def main() -> None:
     ctx = click.get_current_context()
     s = state(ctx)
     configure(s["verbose"], s["quiet"], s["log_file"])  # also when no logging option was given
-    _shown.clear()
-    warnings.showwarning = _show_warning
-
-
-_shown: set[str] = set()  # warnings shown by this command (reset by main)
-_python_showwarning = warnings.showwarning
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A Python warning as one ``warning:`` line, once: the user reads linsig's words, not a
-    library's source line (``-v``, before or after the command, shows warnings as Python prints them)."""
-    if verbosity(click.get_current_context(silent=True)):
-        return _python_showwarning(message, category, filename, lineno, file, line)
-    text = safe_text(str(message)).strip()
-    if text in _shown:
-        return
-    _shown.add(text)
-    click.echo(f"warning: {text}", err=True)
+    if not s["verbose"]:  # -v (here or after the command): warnings as Python prints them, with their source
+        install_warning_display()
 
 
 for _name in _COMMAND_MODULES:
