@@ -51,6 +51,6 @@ def test_a_forced_kernel_path_is_another_machine(monkeypatch):
 @pytest.mark.parametrize("cpu", list(OTHER_CPUS))
 def test_stored_values_hold_with_other_kernels(cpu):
     env = {**os.environ, **OTHER_CPUS[cpu], "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *STORED_VALUE_TESTS],
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *STORED_VALUE_TESTS],
                          cwd=TESTS, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
