@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 from http_server import LocalServer, local_server  # noqa: F401  (fixture)
-from linsig.cli import main
+from clitools import invoke, one_error_line
 from linsig.data.download import fetch
 from linsig.data.io import read_dataset
 from linsig.errors import DownloadError, LinsigInputError
@@ -68,19 +67,6 @@ device = "cpu"
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_error_line(res) -> str:
-    """The CLI failed with exactly one ``Error:`` line and no traceback; return that line."""
-    assert res.exit_code != 0, res.output
-    assert "Traceback" not in res.output, res.output
-    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, res.output
-    return errors[0]
 
 
 @pytest.fixture

@@ -20,17 +20,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from linsig.cli import main
+from clitools import invoke, one_error_line
 from linsig.errors import LinsigInputError
 from linsig.evaluation import Settings
 from linsig.experiment.driver import run_experiment
-from linsig.experiment.units import compute_unit
-from linsig.executors import LOCAL_SCHEDULER, InProcessExecutor
 from linsig.experiment.spec import load_experiment
 from linsig.experiment.store import UnitStore
-from linsig.experiment.units import expand
+from linsig.experiment.units import compute_unit, expand
 from linsig.plots import synthetic_results
 from linsig.results import write_run
 from linsig.validation import InvalidSetting
@@ -65,19 +62,6 @@ device = "cpu"
 def _own_cache(tmp_path, monkeypatch):
     """Content hashes of data files are cached per user: here, per test."""
     monkeypatch.setenv("LINSIG_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def invoke(*args, **kwargs):
-    return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
-
-
-def one_error_line(res) -> str:
-    """The CLI failed with exactly one ``Error:`` line and no traceback; return that line."""
-    assert res.exit_code != 0, res.output
-    assert "Traceback" not in res.output, res.output
-    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, res.output
-    return errors[0]
 
 
 @pytest.fixture
