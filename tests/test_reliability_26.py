@@ -579,9 +579,9 @@ def test_one_sample_class_is_said_in_linsig_words(tables, tmp_path):
 def test_duplicate_names_in_h5ad_raise_without_raw_warnings(tmp_path):
     from linsig.data.io import read_dataset
 
-    adata = ad.AnnData(X=np.ones((4, 2), dtype=np.float32), obs=pd.DataFrame(index=["a", "a", "b", "c"]))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # anndata warns while the test writes the file: that is not linsig
         warnings.simplefilter("ignore")
+        adata = ad.AnnData(X=np.ones((4, 2), dtype=np.float32), obs=pd.DataFrame(index=["a", "a", "b", "c"]))
         adata.write_h5ad(tmp_path / "dup.h5ad")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
