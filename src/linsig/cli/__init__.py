@@ -17,7 +17,7 @@ from linsig import __version__
 from linsig.errors import DownloadError, LinsigInputError
 
 # Order is the order shown by ``linsig --help``.
-_COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
+_COMMAND_MODULES = ("demo", "run", "locate", "simulate", "data", "experiment", "plot", "report")
 
 
 class _Main(click.Group):

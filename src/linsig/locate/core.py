@@ -20,10 +20,13 @@ Per binary task (a multiclass task is split one-vs-rest by :func:`binary_tasks`)
    pipeline rerun on labels permuted within groups (:func:`linsig.permutation.permuted_labels`),
    the screen included; a gene's p-value is its importance's rank in the pooled null of every
    gene of every permutation, with BH q-values.
-3. **One ranking**: a gene's q-value is ``min(1, 2 · min(q_tests, q_importance))`` (Bonferroni
-   over the two families), ranked by it, then by the smaller p-value, then by importance.
-4. **Pairs**: among the ``n_top`` most important genes, Friedman's (unnormalised) H statistic of
-   every pair from the fitted GBDTs on held-out rows, against the same permuted-label null.
+3. **Pairs**: among the ``n_top`` genes ranked first by the two families above (q-value
+   ``min(1, 2 · min(q_tests, q_importance))``), every pair is tested: a GBDT on the two genes
+   allowed to combine them against an additive one, by held-out log-loss (:func:`pair_tests`),
+   with BH q-values over the pairs.
+4. **One ranking**: a gene's q-value is ``min(1, 3 · min(q_tests, q_importance, q_pairs))``
+   (Bonferroni over the three families; ``q_pairs`` is the q-value of the gene's best pair, 1
+   outside the tested pairs), ranked by it, then by the smaller p-value, then by importance.
 5. **Form**: on the same folds after removal and the same candidate genes, an additive GBDT
    (``interaction_cst="no_interactions"``: any shape per gene, no combinations) against the
    unconstrained one.
@@ -431,7 +434,7 @@ def beyond_linear(task: Task, settings: Settings, config: LocateConfig, genes=No
             booster = Binned(HistGradientBoostingRegressor(
                 max_iter=config.max_iter, learning_rate=config.learning_rate,
                 max_leaf_nodes=config.max_leaf_nodes, min_samples_leaf=5, l2_regularization=1.0,
-                early_stopping=True, validation_fraction=0.2, n_iter_no_change=10, random_state=seed))
+                early_stopping=False, random_state=seed))
             booster.fit(X_tr[:, genes], y[train] - p_oof, sample_weight=weight)
             combined = p_va + booster.predict(X_va[:, genes])
             rows.append({"seed": seed, "fold": fold, "n_train": len(train), "n_val": len(val),
@@ -522,6 +525,15 @@ def locate(task: Task, settings: Settings, config: LocateConfig = LocateConfig()
         pair_df = pair_df.sort_values(["q_value", "p_value", "gain"], ascending=[True, True, False],
                                       kind="stable").reset_index(drop=True)
         pair_df.insert(2, "rank", np.arange(1, len(pair_df) + 1))
+        # a gene in a pair that acts together has evidence too: its best pair's q-value is the third
+        # family of the gene's q-value (Bonferroni over the three)
+        q_pair = pd.concat([pair_df[["gene_a", "q_value"]].rename(columns={"gene_a": "gene"}),
+                            pair_df[["gene_b", "q_value"]].rename(columns={"gene_b": "gene"})]).groupby("gene")["q_value"].min()
+        genes["q_pairs"] = genes["gene"].map(q_pair).fillna(1.0).to_numpy()
+        genes["q_value"] = np.minimum(1.0, 3 * genes[["q_tests", "q_importance", "q_pairs"]].min(axis=1))
+        genes["_p"] = np.minimum(genes["p_tests"], genes["p_importance"])
+        genes = genes.sort_values(["q_value", "_p", "importance"], ascending=[True, True, False],
+                                  kind="stable").drop(columns="_p").reset_index(drop=True)
         in_pair = set(pair_df.loc[pair_df["q_value"] < config.alpha, ["gene_a", "gene_b"]].to_numpy().ravel())
         genes["form"] = [_gene_form(r, r.gene in in_pair, config.alpha) for r in genes.itertuples()]
         genes.insert(1, "rank", np.arange(1, len(genes) + 1))
