@@ -224,3 +224,27 @@ def test_multiclass_is_located_one_vs_rest():
         assert t.n_classes == 2 and t.y.sum() == 30 and t.name.endswith(f"{p}-vs-rest")
     with pytest.raises(LinsigInputError, match="binary"):
         locate(task, _settings(folds=3), SMALL, progress=False)
+
+
+def test_report_has_the_locate_section(tmp_path):
+    data = tmp_path / "v.h5ad"
+    simulate("variance", 120, 20, n_groups=6, seed=3, n_signal=4).write_h5ad(data)
+    common = ["--data", str(data), "--label", "label", "--group", "group", "--n-top-genes", "0", "--seeds", "0",
+              "--folds", "3", "--out", str(tmp_path), "--quiet"]
+    runner = CliRunner()
+    r = runner.invoke(main, ["run", *common, "--models", "logreg", "--fractions", "1.0", "--signal", "none,removed",
+                             "--tuning", "off"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["locate", *common, "--permutations", "3", "--top", "3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["report", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "report.html").read_text()
+    assert "Where is the signal?" in page and 'alt="locate genes"' in page and "feature0" in page
+    # a figure path pointing out of the folder is not embedded
+    doc = json.loads((tmp_path / "locate.json").read_text())
+    doc["tasks"][0]["figures"]["genes"]["png"] = "../../etc/passwd"
+    (tmp_path / "locate.json").write_text(json.dumps(doc))
+    from linsig.locate.report import section_html
+
+    assert 'alt="locate genes"' not in section_html(tmp_path) and 'alt="locate form"' in section_html(tmp_path)
