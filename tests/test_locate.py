@@ -103,6 +103,17 @@ def test_gene_tests_are_calibrated_and_find_spread():
                 X[rows] -= X[rows].mean(0)
         hits += (bh(gene_tests(X, y, cells)["p_tests"]) < 0.05).any()
     assert hits / n_rep <= 0.05  # all genes null: FDR = P(any discovery)
+    # two studies (cells) on platforms of different spread, the classes unevenly spread over them,
+    # no class difference within either: not a spread difference (a pooled test would say it is)
+    cells = np.repeat([0, 1], 100)
+    y = np.r_[(rng.random(100) < 0.8), (rng.random(100) < 0.2)].astype(int)
+    X = rng.standard_normal((200, 20)) * np.where(cells == 0, 2.0, 1.0)[:, None]
+    for c in (0, 1):
+        for k in (0, 1):
+            rows = (cells == c) & (y == k)
+            X[rows] -= X[rows].mean(0)
+    assert (bh(gene_tests(X, y, cells)["p_tests"]) > 0.05).all()
+    assert (bh(gene_tests(X, y)["p_spread"]) < 0.05).mean() > 0.5  # what pooling the cells would claim
     y = np.repeat([0, 1], 100)
     X = rng.standard_normal((200, 10))
     X[y == 1, 0] *= 2.0

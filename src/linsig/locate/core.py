@@ -8,10 +8,11 @@ each with its own labels). Nothing is ever corrected on the whole data (the pape
 Per binary task (a multiclass task is split one-vs-rest by :func:`binary_tasks`):
 
 1. **Per-gene tests** on the held-out folds after removal, pooled over the folds of the first
-   seed (every sample once): a *spread* test (Brown–Forsythe: Welch's t on absolute deviations
-   from the cell median, a cell being one class in one fold) and a *shape* test (two-sample
-   Kolmogorov–Smirnov on values standardised within each cell, so a spread difference alone does
-   not count). Their Bonferroni-combined p-value gets Benjamini–Hochberg q-values over all genes.
+   seed (every sample once), comparing the classes within each fold (:func:`gene_tests`): a
+   *spread* test (Brown–Forsythe, stratified by fold) and a *shape* test (Kolmogorov–Smirnov on
+   values standardised within each class and fold, so a spread difference alone does not count;
+   folds combined by Fisher's method). Their Bonferroni-combined p-value gets Benjamini–Hochberg
+   q-values over all genes.
 2. **Model importance**: per fold a histogram GBDT (scikit-learn) is fitted on the removed
    training fold, restricted to a screen of candidate genes chosen on that training fold only
    (half by the per-gene tests, half by the largest class difference in correlation with any
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,19 +149,25 @@ def gene_tests(R: np.ndarray, y: np.ndarray, cells: np.ndarray | None = None) ->
     """Spread and shape tests of every gene (column of ``R``) between classes 0 and 1 of ``y``.
 
     ``R`` holds data whose class means were removed within each ``cells`` value (each validation
-    fold corrected on its own); the tests are computed within those (cell, class) units:
+    fold corrected on its own). Both tests compare the classes *within* each cell and combine
+    the cells, so a cell (a fold: a study, in leave-one-study-out) whose platform spreads or
+    shapes every gene differently cannot pass for a class difference when the classes are
+    unevenly spread over the cells:
 
-    * spread: residuals are rescaled by ``sqrt(n/(n-1))`` (a unit's mean removal shrinks their
-      variance by that factor, more in small units), their absolute deviations from the unit's
-      median are compared between the classes by Welch's t-test (Brown–Forsythe);
-    * shape: residuals standardised within each unit, compared by the two-sample
-      Kolmogorov–Smirnov test (conservative with estimated scales).
+    * spread: residuals are rescaled by ``sqrt(n/(n-1))`` (removing a mean from n samples shrinks
+      their variance by that factor, more in small units), and their absolute deviations from
+      their (cell, class) median are regressed on the class with one intercept per cell
+      (Brown–Forsythe, stratified); t-test of the class coefficient;
+    * shape: residuals standardised within each (cell, class), compared between the classes by
+      the two-sample Kolmogorov–Smirnov test (exact for small samples) in each cell; the cells'
+      p-values combined by Fisher's method.
 
     Returns p_spread, p_shape, p_tests (``min(1, 2·min)``), spread_ratio (class-1 over class-0
     mean absolute deviation) and t_spread, one row per gene.
     """
     R = np.asarray(R, dtype=np.float64)
     y = np.asarray(y)
+    cells = np.zeros(len(y), dtype=np.int64) if cells is None else np.asarray(cells)
     units = _cell_codes(y, cells)
     D = np.empty_like(R)
     Z = np.empty_like(R)
@@ -173,20 +181,39 @@ def gene_tests(R: np.ndarray, y: np.ndarray, cells: np.ndarray | None = None) ->
         D[rows] = np.abs(block - np.median(block, axis=0))
         sd = block.std(axis=0, ddof=0)
         Z[rows] = np.divide(block, sd, out=np.zeros_like(block), where=sd > 0)
-    a, b = D[y == 1], D[y == 0]
-    n1, n0 = len(a), len(b)
+    n1, n0 = int((y == 1).sum()), int((y == 0).sum())
     if n1 < 2 or n0 < 2:
         raise LinsigInputError(f"gene tests need at least 2 samples of each class, got {n1} and {n0}")
-    m1, m0 = a.mean(axis=0), b.mean(axis=0)
-    v1, v0 = a.var(axis=0, ddof=1) / n1, b.var(axis=0, ddof=1) / n0
-    se = np.sqrt(v1 + v0)
+    # spread: D ~ cell + class, by least squares after removing each cell's means
+    c = (y == 1).astype(float)
+    Dt, ct = D.copy(), c.copy()
+    log_p, n_cells = np.zeros(R.shape[1]), 0
+    for cell in np.unique(cells):
+        rows = cells == cell
+        Dt[rows] -= Dt[rows].mean(axis=0)
+        ct[rows] -= ct[rows].mean()
+        a, b = rows & (y == 1), rows & (y == 0)
+        if a.sum() and b.sum():  # a cell holding both classes: its own shape comparison
+            with warnings.catch_warnings():  # "exact calculation unsuccessful": large cells go asymptotic
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p = stats.ks_2samp(Z[a], Z[b], axis=0, method="auto").pvalue
+            log_p += np.log(np.clip(np.nan_to_num(np.asarray(p, dtype=float), nan=1.0), 1e-300, 1.0))
+            n_cells += 1
+    sxx = float(ct @ ct)
+    dof = len(y) - np.unique(cells).size - 1
+    if sxx > 0 and dof > 0:
+        beta = ct @ Dt / sxx
+        resid = Dt - np.outer(ct, beta)
+        se = np.sqrt((resid**2).sum(axis=0) / dof / sxx)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(se > 0, beta / se, 0.0)
+        p_spread = np.clip(2 * stats.t.sf(np.abs(t), dof), 0, 1)
+    else:
+        t, p_spread = np.zeros(R.shape[1]), np.ones(R.shape[1])
+    p_shape = stats.chi2.sf(-2 * log_p, 2 * n_cells) if n_cells else np.ones(R.shape[1])
+    m1, m0 = D[y == 1].mean(axis=0), D[y == 0].mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(se > 0, (m1 - m0) / se, 0.0)
-        df = np.where(se > 0, (v1 + v0) ** 2 / (v1**2 / (n1 - 1) + v0**2 / (n0 - 1)), 1.0)
         ratio = np.where(m0 > 0, m1 / m0, 1.0)
-    p_spread = np.clip(2 * stats.t.sf(np.abs(t), df), 0, 1)
-    p_shape = stats.ks_2samp(Z[y == 1], Z[y == 0], axis=0, method="asymp").pvalue
-    p_shape = np.nan_to_num(np.asarray(p_shape, dtype=float), nan=1.0)
     p_tests = np.minimum(1.0, 2 * np.minimum(p_spread, p_shape))
     return pd.DataFrame({"p_spread": p_spread, "p_shape": p_shape, "p_tests": p_tests,
                          "spread_ratio": ratio, "t_spread": t})
