@@ -69,18 +69,17 @@ class LocateConfig:
     """How hard ``linsig locate`` looks. The defaults keep it within twice one benchmark run."""
 
     n_candidates: int = 40  # genes each fold's GBDT sees (half per-gene screen, half pair screen)
-    n_top: int = 10  # most important genes whose pairs are tested
-    permutations: int = 19  # permuted-label reruns for the importance and pair null
+    n_top: int = 10  # top genes whose pairs are tested
+    permutations: int = 19  # permuted-label reruns for the importance null
     n_repeats: int = 3  # column shuffles per gene for permutation importance
     max_iter: int = 100  # boosting rounds of every GBDT
     max_leaf_nodes: int = 7
     learning_rate: float = 0.1
-    h_rows: int = 40  # held-out rows the H statistic's partial dependences are averaged over
     inner_folds: int = 3  # out-of-fold linear scores for "beyond linear"
     alpha: float = ALPHA
 
     def __post_init__(self):
-        for name in ("n_candidates", "n_top", "n_repeats", "max_iter", "h_rows"):
+        for name in ("n_candidates", "n_top", "n_repeats", "max_iter"):
             if getattr(self, name) < 1:
                 raise LinsigInputError(f"locate: {name} must be at least 1, got {getattr(self, name)}")
         if self.n_top < 2:
