@@ -171,11 +171,13 @@ def test_adds_to_linear_only_beside_a_weak_linear_signal():
 def test_calibrated_under_the_null_over_100_replicates():
     """Noise and linear-only data (after removal nothing is left): genes and pairs at q < 0.05
     are all false, so their FDR is the share of replicates with any; "adds to linear" is a
-    one-sided test at 5 %. Tiny data so that 100 replicates fit a test; bench_locate.py repeats
-    it at larger sizes."""
+    one-sided test at 5 %. The importance p-values, pooled over genes, must be valid p-values
+    (at most 10 % of them ≤ 0.1). Tiny data so that 100 replicates fit a test;
+    benchmarks/bench_locate.py null repeats it at larger sizes."""
     settings = _settings(folds=3, tuning="off")
-    config = LocateConfig(permutations=19, max_iter=10, n_top=3, n_candidates=10)
+    config = LocateConfig(permutations=9, max_iter=10, n_top=3, n_candidates=10)
     any_gene = any_pair = adds = 0
+    p_imp = []
     n_rep = 100
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -186,8 +188,12 @@ def test_calibrated_under_the_null_over_100_replicates():
             any_gene += res.n_genes_q05 > 0
             any_pair += bool((res.pairs["q_value"] < 0.05).any())
             adds += res.beyond_linear["p_value"] < 0.05
-    print(f"null: genes {any_gene}/{n_rep}, pairs {any_pair}/{n_rep}, adds to linear {adds}/{n_rep}")
+            p_imp.append(res.genes["p_importance"].to_numpy())
+    share = float(np.mean(np.concatenate(p_imp) <= 0.1))
+    print(f"null: genes {any_gene}/{n_rep}, pairs {any_pair}/{n_rep}, adds to linear {adds}/{n_rep}, "
+          f"p_importance <= 0.1: {share:.3f}")
     assert any_gene / n_rep <= 0.05 and any_pair / n_rep <= 0.05 and adds / n_rep <= 0.05
+    assert share <= 0.1 + 0.01  # 1,000 p-values (10 genes × 100 replicates): sd of the share ≈ 0.01 (genes correlate)
 
 
 # ----------------------------------------------------------------------------------------------
