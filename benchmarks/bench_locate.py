@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_locate.py cost  [--samples 1000] [--genes 5000]
     python benchmarks/bench_locate.py truth [--samples 1000] [--genes 100]
-    python benchmarks/bench_locate.py null  [--replicates 100] [--samples 300] [--genes 100]
+    python benchmarks/bench_locate.py null  [--replicates 100] [--samples 200] [--genes 50]
     python benchmarks/bench_locate.py real
 
 * ``cost`` — on simulated ``interaction+linear`` data, times one ``linsig run`` of the best
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=100)
     parser.add_argument("--permutations", type=int, default=19)
     args = parser.parse_args()
-    defaults = {"cost": (1000, 5000), "truth": (1000, 100), "null": (300, 100), "real": (0, 0)}[args.what]
+    defaults = {"cost": (1000, 5000), "truth": (1000, 100), "null": (200, 50), "real": (0, 0)}[args.what]
     args.samples = args.samples or defaults[0]
     args.genes = args.genes or defaults[1]
     {"cost": cost, "truth": truth, "null": null, "real": real}[args.what](args)
