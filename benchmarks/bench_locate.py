@@ -88,8 +88,8 @@ def truth(args) -> None:
 
 
 def null(args) -> None:
-    config = LocateConfig(permutations=args.permutations)
-    for kind in ("noise", "linear"):
+    config = LocateConfig(permutations=args.permutations, n_top=args.top)
+    for kind in args.kinds.split(","):
         counts = {"genes": 0, "pairs": 0, "adds": 0}
         start = time.perf_counter()
         for r in range(args.replicates):
@@ -101,6 +101,8 @@ def null(args) -> None:
             counts["genes"] += res.n_genes_q05 > 0
             counts["pairs"] += bool((res.pairs["q_value"] < 0.05).any())
             counts["adds"] += res.beyond_linear["p_value"] < 0.05
+            if (r + 1) % 25 == 0 and r + 1 < args.replicates:  # partial counts, for long runs
+                _emit(kind=kind, done=r + 1, **counts, seconds=time.perf_counter() - start)
         _emit(kind=kind, replicates=args.replicates, samples=args.samples, genes=args.genes,
               fdr_genes=counts["genes"] / args.replicates, fdr_pairs=counts["pairs"] / args.replicates,
               adds_to_linear_rejects=counts["adds"] / args.replicates, seconds=time.perf_counter() - start)
@@ -131,6 +133,8 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=None)
     parser.add_argument("--replicates", type=int, default=100)
     parser.add_argument("--permutations", type=int, default=19)
+    parser.add_argument("--top", type=int, default=10, help="null: top genes whose pairs are tested")
+    parser.add_argument("--kinds", default="noise,linear", help="null: the kinds of data without signal after removal")
     args = parser.parse_args()
     defaults = {"cost": (1000, 5000), "truth": (1000, 100), "null": (200, 50), "real": (0, 0)}[args.what]
     args.samples = args.samples or defaults[0]
