@@ -44,6 +44,9 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     assert "P(non-linear better / practically equivalent / linear better)" in html and ", probability " in html
     assert 'id="verdict-across"' in html and 'id="fig-critical_difference__study__none__strong"' in html
     assert set(pd.read_parquet(out / "verdict.parquet")["question"]) >= {"a", "b", "a across tasks"}
+    # issue 27: where ALL lineage's signal after removal lies, in OUT/locate/ and in the report
+    assert (out / "locate" / "locate.json").is_file() and (out / "locate" / "genes.parquet").is_file()
+    assert "Where is the signal?" in html and 'alt="locate genes"' in html
     # the same numbers as the stored run (recorded at 33a6844, before the issue-24 restructuring):
     # bit for bit on the recording machine, within what another CPU's rounding explains elsewhere
     stored = pd.read_csv(FIXTURES / "results_epochs2.csv", float_precision="round_trip", keep_default_na=False,

@@ -747,10 +747,10 @@ removal (best non-linear model, 95% interval)</th></tr>{''.join(rows)}</table></
 
 def render_html(df: pd.DataFrame, summary: dict | None, figures: list[tuple[dict, bytes]],
                 source: str = "", rope: float = ROPE, alpha: float = ALPHA,
-                result: Verdict | None = None, metric: str = "balanced_accuracy") -> str:
+                result: Verdict | None = None, metric: str = "balanced_accuracy", extra_html: str = "") -> str:
     """The report page as a string; ``figures`` are ``(index entry, PNG bytes)`` pairs;
     ``result`` is the :func:`verdict` of ``df`` when the caller has it already (else it is
-    computed with ``metric``)."""
+    computed with ``metric``); ``extra_html`` (e.g. ``linsig locate``'s section) goes after the verdict."""
     df = load_results(df)
     v = result if result is not None else verdict(df, rope=rope, alpha=alpha, metric=metric)
     real = _real_label_rows(df)
@@ -852,6 +852,7 @@ tested for one claim). Non-linear signal is present when a non-linear model is a
 linear models should fall to chance (a check that the removal worked).</p></div>
 {across_html}
 {_undertrained_html(v.undertrained)}
+{extra_html}
 
 <h2>Data and tasks</h2>
 <div class=scroll>{_tasks_html(task_summary(real, summary))}</div>
@@ -907,7 +908,10 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     figures = [(entry, png.read_bytes()) for entry, png in _figures(results_path, fig_dir, figure_formats, jobs)]
     result = verdict(df, rope=rope, alpha=alpha, metric=metric)
     results_hash = file_sha256(results_path)
-    page = render_html(df, summary, figures, source=str(run_dir), rope=rope, alpha=alpha, result=result)
+    from linsig.locate.report import section_html  # the locate files of the run folder, if any
+
+    page = render_html(df, summary, figures, source=str(run_dir), rope=rope, alpha=alpha, result=result,
+                       extra_html=section_html(run_dir))
     write_set([(run_dir / VERDICT_FILE, _verdict_bytes(result.table, results_hash)),
                (out, _stamp(page, results_hash).encode("utf-8"))])
     return (out, result) if with_verdict else out

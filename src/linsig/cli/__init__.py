@@ -19,7 +19,7 @@ from linsig.logconfig import add_logging_options, configure, error_to_log_file, 
 from linsig.terminal import install_warning_display, safe_text
 
 # Order is the order shown by ``linsig --help``.
-_COMMAND_MODULES = ("demo", "run", "simulate", "data", "experiment", "plot", "report")
+_COMMAND_MODULES = ("demo", "run", "locate", "simulate", "data", "experiment", "plot", "report")
 
 
 class _Main(click.Group):

@@ -37,8 +37,9 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet, force):
     sex and B- vs T-cell lineage; (3) the bundled bladder compendium (195 tumours, 5 studies on
     different platforms, standardised within each study, missing values imputed per fold),
     predicting invasive vs superficial stage with leave-one-study-out folds. It is the shipped
-    experiment `demo` (`linsig experiment show demo`). Writes OUT/results.parquet, OUT/figures/
-    and OUT/report.html.
+    experiment `demo` (`linsig experiment show demo`). Then `linsig locate` on ALL lineage: which
+    probes carry the signal left after removal (OUT/locate/). Writes OUT/results.parquet,
+    OUT/figures/, OUT/locate/ and OUT/report.html.
     """
     from linsig.cli.experiment import experiment_inputs
     from linsig.confounding import run_warnings
@@ -70,6 +71,9 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet, force):
         raise click.ClickException(f"{report.failed} of {report.total} units failed; rerun to retry them")
     for warning in run_warnings(out_dir):
         click.echo(safe_text(f"warning: {warning}"), err=True)
+    from linsig.locate import locate_demo_task  # where ALL lineage's signal after removal lies (OUT/locate/)
+
+    locate_demo_task(out_dir, experiment.settings[0].seeds, progress=not quiet)
     html = write_report(out_dir)
     results = pd.read_parquet(out_dir / "results.parquet")
     minutes = (time.perf_counter() - start) / 60

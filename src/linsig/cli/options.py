@@ -122,3 +122,69 @@ def grid_options(f):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+#: The grid options that set the folds alone (``locate``: the same folds as ``run``).
+FOLD_OPTIONS = ("--folds", "--seeds", "--split", "--threads")
+
+
+def fold_options(f):
+    """``--folds``, ``--seeds``, ``--split`` and ``--threads`` exactly as :func:`grid_options` defines them."""
+    # read off grid_options itself, so the two commands cannot drift apart
+    for option in reversed([o for o in _grid_option_list() if set(o.opts) & set(FOLD_OPTIONS)]):
+        f = _apply(option, f)
+    return f
+
+
+def _grid_option_list() -> list:
+    """The click.Option objects of :func:`grid_options`, read off a throwaway command."""
+    command = click.command()(grid_options(lambda **kwargs: None))
+    return command.params
+
+
+def _apply(option: click.Option, f):
+    """Attach an existing option (a copy: click options are per command) to ``f``."""
+    import copy
+
+    if not hasattr(f, "__click_params__"):
+        f.__click_params__ = []
+    f.__click_params__.append(copy.copy(option))
+    return f
+
+
+def data_options(f):
+    """The data options of ``linsig run`` that ``locate`` shares: where the data are, which task,
+    and the preprocessing (``--data --metadata --orientation --na-values --label --group --classes
+    --n-top-genes --normalize --missing``)."""
+    from linsig.data.missing import MISSING_MODES
+    from linsig.data.normalize import NORMALIZATIONS
+
+    from pathlib import Path
+
+    options = [
+        click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Expression data: .h5ad (samples × genes), CSV/TSV/Parquet with --metadata, or a "
+                          "bundled example: example:ALL, example:bladder, example:ovarian."),
+        click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Sample metadata table (first column: sample id) for CSV/TSV/Parquet data."),
+        click.option("--orientation", type=click.Choice(["auto", "samples-by-genes", "genes-by-samples"]),
+                     default="auto", show_default=True, help="Layout of a CSV/TSV/Parquet expression table."),
+        click.option("--na-values", "na_values", metavar="VALUES", callback=csv_list(str),
+                     help="Metadata cells that mean missing, comma-separated (e.g. NA for tables written by R)."),
+        click.option("--label", required=True, help="Metadata column with the class labels."),
+        click.option("--group", help="Metadata column with the study/donor of each sample (default: each sample "
+                                     "its own group)."),
+        click.option("--classes", callback=csv_list(str),
+                     help="Keep only these classes (e.g. a binary pair: Blood,Brain)."),
+        click.option("--n-top-genes", type=click.IntRange(0), default=5000, show_default=True,
+                     help="Keep the N most variable genes (0: all). Skipped for data preprocessed by linsig data."),
+        click.option("--normalize", type=click.Choice(NORMALIZATIONS), default=None,
+                     help="Per-gene normalisation before gene selection, label-free: minmax (default), "
+                          "study-zscore (within each --group), none."),
+        click.option("--missing", type=click.Choice(MISSING_MODES), default="error", show_default=True,
+                     help="Missing (NaN) expression values: error, impute (training-fold gene means, inside "
+                          "every fold) or drop-genes."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
