@@ -54,6 +54,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from linsig import splits
 from linsig.errors import LinsigInputError
 from linsig.evaluation import Settings, _folds, _SignalData, check_task, make_estimator
+from linsig.recipes import get_recipe
 from linsig.metrics import balanced_accuracy
 from linsig.models.nonlinear import bin_codes, quantile_edges
 from linsig.permutation import permuted_labels
@@ -448,9 +449,11 @@ def beyond_linear(task: Task, settings: Settings, config: LocateConfig, genes=No
                 continue
             data = _SignalData(task, "none", train, val)
             X_tr, X_va = data.subset(train), data.validation
-            linear = make_estimator("logreg", settings, seed, 2, recipe="strong")
+            # the converged linear model (the strong recipe's logreg), whatever recipe the settings name
+            linear_recipe = get_recipe("strong")
+            linear = make_estimator("logreg", settings, seed, 2, recipe=linear_recipe)
             groups = task.groups[train]
-            tuned = tune(linear, X_tr, y[train], groups, settings.tuning, seed, settings.split, recipe="strong")
+            tuned = tune(linear, X_tr, y[train], groups, settings.tuning, seed, settings.splitter, recipe=linear_recipe)
             linear.set_params(**tuned.params)
             p_oof = _out_of_fold(linear, X_tr, y[train], groups, settings, seed, config.inner_folds)
             fitted = clone(linear).fit(X_tr, y[train])
