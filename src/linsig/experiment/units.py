@@ -161,6 +161,34 @@ def trainings(unit: WorkUnit) -> int:
     return grid + extra
 
 
+def unit_shapes(units, load_files: bool = True) -> list:
+    """The :class:`linsig.estimate.Shape` of each unit's task (``None`` where it cannot be known).
+
+    A simulation's shape is in its parameters; a file's is read (with ``load_files``: the dry run
+    reads the data, as ``linsig run --dry-run`` does; the runner does not, and weighs those units
+    at a nominal 1,000 × 5,000). A dataset that cannot be read gives ``None``.
+    """
+    from linsig.estimate import Shape
+
+    shapes: dict = {}
+    out = []
+    for unit in units:
+        key = (digest(unit.dataset), digest(unit.task), unit.task_index)
+        if key not in shapes:
+            source = unit.dataset
+            if "simulate" in source:
+                shapes[key] = Shape(int(source.get("samples", 1000)), int(source.get("features", 5000)), 2)
+            elif load_files:
+                try:
+                    shapes[key] = Shape.of(load_tasks(source, unit.task)[unit.task_index])
+                except Exception:  # missing or unreadable: the dry run says it cannot estimate it
+                    shapes[key] = None
+            else:
+                shapes[key] = Shape(1000, 5000, 2)
+        out.append(shapes[key])
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Worker side
 # ---------------------------------------------------------------------------------------------
