@@ -46,15 +46,16 @@ from linsig.models import TorchClassifier, get_family, make_model
 from linsig.recipes import STRONG_INNER_FOLDS, get_recipe
 
 #: Bumped whenever the cost formulas change: calibrations of an older model are not reused.
-COST_MODEL_VERSION = 2
+COST_MODEL_VERSION = 4
 #: Synthetic calibration sizes (samples, genes): small enough for well under a second per fit,
 #: far enough apart to separate the per-fit constant from the per-work one.
 CALIBRATION_SIZES = ((96, 64), (256, 640))
-#: The networks' sizes: wide enough that their matrix products run near the speed they reach at
-#: expression width (at 320 genes a step ran several times slower per multiply-add than at 5,000).
-NETWORK_SIZES = ((128, 256), (128, 1024))
+#: The networks' sizes: as many samples as a real outer fold (full batches of 128) and wide enough
+#: that the matrix products run near the speed they reach at expression width (calibrated at
+#: 256–1,024 genes and batches of 16 the networks of 1,000 × 5,000 came out ~8× too slow).
+NETWORK_SIZES = ((1024, 512), (1024, 2048))
 #: Schedule length of the networks while calibrating (their work is linear in it).
-CALIBRATION_EPOCHS = 2
+CALIBRATION_EPOCHS = 1
 #: Networks are costed at their whole epoch budget times this effort: runs stop early (no
 #: progress for ``patience`` epochs, or five perfect epochs).
 #: How much of its calibrated cost a family spends per signal mode: ``(as given, after linear
@@ -77,9 +78,9 @@ REMOVAL_MODES = ("removed", "removed_full")
 #: rather than timed: a timed search of theirs would cost seconds of the calibration.
 FITS_FOR_SEARCH = ("mlp3", "mlp5", "gbdt", "rf")
 #: Per-step cost of a network besides its matrix products (Python, optimiser bookkeeping), in
-#: parameter-sample equivalents; measured 150–250 µs per step on this machine's CPU, which is
-#: ~2e5 multiply-adds at its single-thread rate.
-STEP_OVERHEAD = 2e5
+#: multiply-add equivalents: ~400 µs per step (with the per-epoch scoring of search runs) at the ~20 G multiply-adds/s
+#: of one core on wide layers.
+STEP_OVERHEAD = 8e6
 #: Seconds a spawned worker process takes to start (import torch, receive the tasks).
 WORKER_START = 3.0
 #: Relative constants used for the progress bar's weights when no calibration is cached
