@@ -505,7 +505,8 @@ class Estimate:
                        + self._cores_note(jobs))
             if jobs < self.cores:
                 out.append(f"  (with --jobs {self.cores}, this machine's cores: {format_seconds(self.wall(self.cores))})")
-        out.append("  (an estimate within about a factor of 2 on an otherwise idle machine; see docs/performance.md)")
+        out.append("  (within a factor of 2 of the measured time on the benchmark's grids; networks on data they "
+                   "cannot separate within a few epochs run longer: docs/performance.md)")
         return out
 
     def _cores_note(self, workers: int) -> str:
