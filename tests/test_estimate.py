@@ -154,3 +154,13 @@ def test_a_run_shows_units_in_its_cost_weighted_progress(cache):
         evaluate([_task(80, 12)], settings, progress=True)
     assert "2/2 units" in err.getvalue()
     assert not (cache / "estimate").exists()  # the run did not calibrate
+
+
+def test_the_api_dry_run_returns_the_estimate_and_writes_nothing(sim_file, tmp_path, cache):
+    import linsig
+
+    est = linsig.benchmark(str(sim_file), label="label", group="group", models="logreg,knn", seeds=[0], folds=3,
+                           fractions=[1.0], signal="none,removed", permutations=1, out=tmp_path / "o", dry_run=True)
+    assert isinstance(est, E.Estimate) and not (tmp_path / "o").exists()
+    assert len(est.units) == 2 * 3 + 2 * 3  # the grid, then one permutation of it (signal removed)
+    assert est.wall(2) <= est.total + E.WORKER_START

@@ -46,7 +46,7 @@ from linsig.models import TorchClassifier, get_family, make_model
 from linsig.recipes import STRONG_INNER_FOLDS, get_recipe
 
 #: Bumped whenever the cost formulas change: calibrations of an older model are not reused.
-COST_MODEL_VERSION = 4
+COST_MODEL_VERSION = 5
 #: Synthetic calibration sizes (samples, genes): small enough for well under a second per fit,
 #: far enough apart to separate the per-fit constant from the per-work one.
 CALIBRATION_SIZES = ((96, 64), (256, 640))
@@ -68,6 +68,9 @@ CALIBRATION_EPOCHS = 1
 #: longer, up to the whole budget: their figure is then low by up to ~5×.
 EFFORT = {"mlp3": (0.15, 0.7), "mlp5": (0.15, 0.7), "svm": (1.0, 5.0), "gbdt": (1.0, 1.8), "rf": (1.0, 1.25)}
 PAPER_EFFORT = (0.9, 0.9)
+#: ... but a strong network's run lasts at least this many epochs (five perfect epochs after the
+#: first good one: 6–9 measured) or its whole schedule if shorter (the demo's 16 epochs).
+MIN_RUN_EPOCHS = 8
 #: A search's run costs this share of a fit on the same data, for the families whose search is
 #: not timed: gbdt's candidates (3–31 leaves) and rf's ("sqrt" features: a third of the default
 #: 10 % at 1,000 genes) are cheaper than the default fit (measured on 300 × 1,000: 0.35, 0.5).
@@ -78,9 +81,9 @@ REMOVAL_MODES = ("removed", "removed_full")
 #: rather than timed: a timed search of theirs would cost seconds of the calibration.
 FITS_FOR_SEARCH = ("mlp3", "mlp5", "gbdt", "rf")
 #: Per-step cost of a network besides its matrix products (Python, optimiser bookkeeping), in
-#: multiply-add equivalents: ~400 µs per step (with the per-epoch scoring of search runs) at the ~20 G multiply-adds/s
-#: of one core on wide layers.
-STEP_OVERHEAD = 8e6
+#: multiply-add equivalents: ~1 ms per step at 250–400 genes (measured, strong mlp3, 1 thread), at
+#: the ~16 G multiply-adds/s of one core on wide layers.
+STEP_OVERHEAD = 1.6e7
 #: Seconds a spawned worker process takes to start (import torch, receive the tasks).
 WORKER_START = 3.0
 #: Relative constants used for the progress bar's weights when no calibration is cached
@@ -384,10 +387,13 @@ class UnitCost:
         return self.search + self.fits
 
 
-def _effort(model: str, recipe, signal: str) -> float:
+def _effort(model: str, recipe, signal: str, max_epochs: int | None = None) -> float:
     paper = issubclass(get_family(model).estimator_class(recipe.estimators), TorchClassifier)
     none, removed = PAPER_EFFORT if paper else EFFORT.get(model, (1.0, 1.0))
-    return removed if signal in REMOVAL_MODES else none
+    share = removed if signal in REMOVAL_MODES else none
+    if model in ("mlp3", "mlp5") and not paper and max_epochs:  # epochs counted: at least MIN_RUN_EPOCHS
+        share = min(1.0, max(share, MIN_RUN_EPOCHS / max_epochs))
+    return share
 
 
 def _search_and_fits(model, settings, recipe, level, shape: Shape, constants, fractions) -> tuple[float, float]:
@@ -424,11 +430,11 @@ def unit_cost(model: str, shape: Shape, settings, calibration: Calibration) -> U
                                                 calibration.of("logreg", ref.name), settings.fractions)
     search = fit = 0.0
     for i, signal in enumerate(settings.signals):
-        effort = _effort(model, recipe, signal)
+        effort = _effort(model, recipe, signal, settings.max_epochs)
         if recipe.tunes_per_signal:
             search += one_search * effort
         elif i == 0:  # one search per unit, on the data as given
-            search += one_search * _effort(model, recipe, "none")
+            search += one_search * _effort(model, recipe, "none", settings.max_epochs)
         fit += fits * effort
         if reference:  # the converged logreg's own search and fits, per signal mode
             search += ref_search

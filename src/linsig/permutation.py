@@ -116,6 +116,19 @@ def evaluate_permutations(tasks: list[Task], settings: Settings, n: int, progres
     return results_frame([row for (i, _), unit_rows in zip(work, per_unit) for row in tag(unit_rows, permuted[i][0])])
 
 
+def planned_work(tasks, settings: Settings, permutations: int = 0) -> list:
+    """``(model, Shape, settings)`` of every unit ``linsig run`` computes, in its order: the grid,
+    then its label permutations (what :mod:`linsig.estimate` costs for a dry run)."""
+    from linsig.estimate import Shape
+
+    work = [(u.model, Shape.of(task), settings) for task in tasks for u in units(settings)]
+    if permutations:
+        psettings = permutation_settings(settings)
+        work += [(u.model, Shape.of(task), psettings) for task in tasks for _ in range(permutations)
+                 for u in units(psettings)]
+    return work
+
+
 def with_permutations(results: pd.DataFrame, permuted: pd.DataFrame) -> pd.DataFrame:
     """The real rows (``permutation`` 0) followed by the permutation rows, one table."""
     real = results.assign(permutation=0)

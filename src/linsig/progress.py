@@ -95,8 +95,8 @@ class CostProgress:
         bar = ("{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]" if _is_terminal(file)
                else "{desc}: {percentage:3.0f}% [{elapsed}<{remaining}{postfix}]")
         total = sum(self.weights) or None
-        self.bar = progress_bar(total=total, desc=desc, disable=disable, file=file, bar_format=bar, **kwargs)
-        self._show(refresh=False)
+        self.bar = progress_bar(total=total, desc=desc, disable=disable, file=file, bar_format=bar,
+                                postfix=f"0/{self.units} units", **kwargs)
 
     def _show(self, refresh: bool = True) -> None:
         text = f"{self.done}/{self.units} units" + (f" {self.detail}" if self.detail else "")

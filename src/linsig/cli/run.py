@@ -146,20 +146,15 @@ def run(data_path, metadata, orientation, na_values, layer, label, group, classe
 def _dry_run(data_path, metadata, orientation, n_top_genes, normalize, zscore_group, missing, na_values, layer,
              label, group, classes, min_groups, pairwise_top, preset, settings, permutations, jobs) -> None:
     """The grid ``linsig run`` would compute and how long it would take; reads the data, writes nothing."""
-    from linsig.estimate import Shape, plan_lines
-    from linsig.evaluation import units
-    from linsig.permutation import permutation_settings
+    from linsig.estimate import plan_lines
+    from linsig.permutation import planned_work
 
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
                             group=zscore_group, missing=missing, na_values=na_values, layer=layer)
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
-    work = [(u.model, Shape.of(task), settings) for task in tasks for u in units(settings)]
-    if permutations:
-        permuted = permutation_settings(settings)
-        work += [(u.model, Shape.of(task), permuted) for _ in range(permutations) for task in tasks
-                 for u in units(permuted)]
+    work = planned_work(tasks, settings, permutations)
     for task in tasks:
         click.echo(f"task {task.name}: {task.n_samples} samples × {task.X.shape[1]} genes, {task.n_classes} classes")
     s = settings

@@ -184,9 +184,29 @@ def unit_shapes(units, load_files: bool = True) -> list:
                 except Exception:  # missing or unreadable: the dry run says it cannot estimate it
                     shapes[key] = None
             else:
-                shapes[key] = Shape(1000, 5000, 2)
+                shapes[key] = _stored_shape(source) or Shape(1000, 5000, 2)
         out.append(shapes[key])
     return out
+
+
+def _stored_shape(source: dict):
+    """An ``.h5ad``'s samples × genes (at most ``n_top_genes``) from its header, without loading it:
+    the runner's progress weights, where a task's exact size is not worth reading the data for."""
+    from linsig.estimate import Shape
+
+    path = str(source.get("path", ""))
+    if not path.endswith(".h5ad"):
+        return None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            x = fh["X"]
+            n, d = (x.shape if isinstance(x, h5py.Dataset) else tuple(x.attrs["shape"]))[:2]
+    except Exception:  # unreadable here: the caller's nominal size
+        return None
+    top = source.get("n_top_genes")
+    return Shape(int(n), int(min(d, top) if top else d), 2)
 
 
 # ---------------------------------------------------------------------------------------------
