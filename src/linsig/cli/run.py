@@ -148,6 +148,7 @@ def _dry_run(data_path, metadata, orientation, n_top_genes, normalize, zscore_gr
     """The grid ``linsig run`` would compute and how long it would take; reads the data, writes nothing."""
     from linsig.estimate import plan_lines
     from linsig.permutation import planned_work
+    from linsig.terminal import safe_text
 
     adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
                             group=zscore_group, missing=missing, na_values=na_values, layer=layer)
@@ -156,7 +157,8 @@ def _dry_run(data_path, metadata, orientation, n_top_genes, normalize, zscore_gr
         check_task(task, settings)
     work = planned_work(tasks, settings, permutations)
     for task in tasks:
-        click.echo(f"task {task.name}: {task.n_samples} samples × {task.X.shape[1]} genes, {task.n_classes} classes")
+        click.echo(safe_text(f"task {task.name}: {task.n_samples} samples × {task.X.shape[1]} genes, "
+                             f"{task.n_classes} classes"))  # names come from the data
     s = settings
     click.echo(f"units: {len(work)} ({len(tasks)} task(s) × {len(s.models)} models × {len(s.seeds)} seeds × "
                f"{s.n_folds} folds{f', plus {permutations} permutation(s)' if permutations else ''}); each trains "
