@@ -164,3 +164,15 @@ def test_the_api_dry_run_returns_the_estimate_and_writes_nothing(sim_file, tmp_p
     assert isinstance(est, E.Estimate) and not (tmp_path / "o").exists()
     assert len(est.units) == 2 * 3 + 2 * 3  # the grid, then one permutation of it (signal removed)
     assert est.wall(2) <= est.total + E.WORKER_START
+
+
+def test_an_experiment_runner_shows_cost_weighted_progress(tmp_path, cache, capsys):
+    from linsig.executors import InProcessExecutor
+    from linsig.experiment.driver import run_experiment
+    from linsig.experiment.spec import load_experiment
+
+    spec = tmp_path / "e.toml"
+    spec.write_text('name = "e"\n[settings]\nmodels = ["logreg", "knn"]\nseeds = [0]\nfolds = 2\ntuning = "off"\n'
+                    'fractions = [1.0]\n[data.sim]\nsimulate = "mixed"\nsamples = 60\nfeatures = 10\ngroups = 6\n')
+    report = run_experiment(load_experiment(spec), tmp_path / "out", InProcessExecutor(threads=1), progress=True)
+    assert report.computed == 4 and "4/4 units" in capsys.readouterr().err
