@@ -11,16 +11,18 @@ under-training, the converged ``logreg``'s own search and fits. Each fit costs
   else the number of classes);
 * networks: epochs × steps × (3 · batch · parameters + optimiser and per-step overhead), with the
   paper's layers d → d/2 → d/4 (``mlp5``: d/2, d/2, d/2, d/4), the recipe's batch size, steps and
-  epoch budget (every run is counted at ``max_epochs``: early stopping and the chosen length only
-  shorten it, so the networks' figures lean high);
+  epoch budget, times the share of it their runs last (:data:`EFFORT`: early stopping);
 * ``rbf_svm``: ``n² · d`` (the kernel); ``knn``: ``n_train · n_val · d`` (the neighbour query);
-* ``gbdt``: ``n · d`` per boosting round (the rounds are in the calibrated constant); ``rf``:
-  ``trees · n · log₂ n · features per split``.
+* ``gbdt``: ``(n · d)^½`` (histograms cost n · d per round, but early stopping ends runs on larger
+  data sooner); ``rf``: ``trees · n · log₂ n · features per split``.
+
+Per signal mode a family spends a measured share of that (:data:`EFFORT`: the networks stop
+early on the data as given, solvers work harder after linear signal removal).
 
 The constants ``a`` (per fit) and ``b`` (per unit of work) of each family, recipe and tuning
 level are *calibrated*: real fits and real searches of the estimator the run would train, on
-synthetic data of two sizes, with the run's thread count (networks with a shortened schedule:
-their work is linear in the epochs). They are cached in ``<cache dir>/estimate/calibration.json``
+synthetic data of two sizes, with the run's thread count (networks for one epoch: their work is
+linear in the epochs). They are cached in ``<cache dir>/estimate/calibration.json``
 (``$LINSIG_CACHE_DIR``, default ``~/.cache/linsig``), keyed by a fingerprint of the machine (CPU
 model, torch version, threads, device) and of the cost model, so a second dry run is instant.
 
@@ -86,13 +88,13 @@ FITS_FOR_SEARCH = ("mlp3", "mlp5", "gbdt", "rf")
 STEP_OVERHEAD = 1.6e7
 #: Seconds a spawned worker process takes to start (import torch, receive the tasks).
 WORKER_START = 3.0
-#: Relative constants used for the progress bar's weights when no calibration is cached
-#: (measured on a 2-core AMD EPYC, 1 thread; only their ratios matter there).
+#: Constants used for the progress bar's weights when no calibration is cached: the strong
+#: recipe's full search as calibrated on a 2-core AMD EPYC, 1 thread (only their ratios matter there).
 DEFAULT_CONSTANTS = {
-    "logreg": (0.01, 2e-8, 0.02, 6e-8), "svm": (0.01, 2e-8, 0.01, 3e-8),
-    "mlp3": (0.01, 2e-10, 0.01, 2e-10), "mlp5": (0.02, 2e-10, 0.02, 2e-10),
-    "rbf_svm": (0.005, 2e-9, 0.005, 2e-9), "knn": (0.002, 2e-9, 0.002, 2e-9),
-    "gbdt": (0.05, 5e-7, 0.05, 5e-7), "rf": (0.05, 3e-9, 0.05, 3e-9),
+    "logreg": (0.005, 1e-7, 0.12, 4.7e-7), "svm": (0.001, 2e-7, 0.005, 1.2e-7),
+    "mlp3": (0.0, 4.7e-11, 0.0, 4.7e-11), "mlp5": (0.017, 4.7e-11, 0.017, 4.7e-11),
+    "rbf_svm": (0.015, 2.8e-10, 0.003, 5.6e-11), "knn": (0.0, 1e-9, 0.008, 1.7e-10),
+    "gbdt": (0.0, 0.0043, 0.0, 0.0043), "rf": (0.79, 1.8e-8, 0.79, 1.8e-8),
 }
 
 
