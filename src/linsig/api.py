@@ -104,7 +104,8 @@ def benchmark(
     jobs: int = 1,
     progress: bool = False,
     name: str = "data",
-) -> pd.DataFrame:
+    dry_run: bool = False,
+):
     """Cross-validate linear and non-linear models on one dataset: ``linsig run`` as a function.
 
     ``data`` is a path (``.h5ad``, or a CSV/TSV/Parquet expression table with ``metadata``), a
@@ -116,7 +117,9 @@ def benchmark(
     (what :func:`report` reads). ``progress``: show the progress bar.
 
     Returns the results table (one row per task, model, seed, fold, signal mode and training
-    size; columns in docs/conventions.md). Raises :class:`~linsig.errors.LinsigInputError` on bad
+    size; columns in docs/conventions.md). ``dry_run``: train and write nothing; return the
+    :class:`linsig.estimate.Estimate` of the run (``.total`` seconds, ``.wall(jobs)``,
+    ``.by_model()``, ``.lines(jobs)``: what ``linsig run --dry-run`` prints). Raises :class:`~linsig.errors.LinsigInputError` on bad
     input, naming the option, file or column at fault.
     """
     from linsig.cli.options import settings_errors_as_options
@@ -135,7 +138,7 @@ def benchmark(
                             weight_decay=weight_decay, threads=threads)
     check_permutations(permutations, settings.signals)
     na_values = list(_as_tuple(na_values)) or None
-    if out is not None:
+    if out is not None and not dry_run:
         ensure_output_dir(Path(out))
     adata = _dataset(data, metadata, orientation, n_top_genes, normalize, group, missing, na_values, layer, name)
     tasks = build_tasks(adata, label, group, list(_as_tuple(classes)) or None, min_groups, pairwise_top, preset)
@@ -144,6 +147,11 @@ def benchmark(
     if settings.splitter.grouped and any(task.group_key is None for task in tasks):
         log.warning("no group: every sample is its own group and the 'study'-wise folds are sample-wise; "
                     "give group=COLUMN (study, donor, batch) unless the samples are independent")
+    if dry_run:
+        from linsig.estimate import estimate
+        from linsig.permutation import planned_work
+
+        return estimate(planned_work(tasks, settings, permutations))
     results = evaluate(tasks, settings, progress=progress, jobs=jobs)
     if permutations:
         results = with_permutations(results, evaluate_permutations(tasks, settings, permutations,

@@ -352,12 +352,15 @@ def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs:
     unit seeds its own generators and uses ``settings.threads`` threads, so the table is the same
     as with one process, row for row.
     """
-    from linsig.progress import progress_bar
+    from linsig.estimate import Shape, unit_weights
+    from linsig.progress import CostProgress
 
     for task in tasks:
         check_task(task, settings)
     work = [(i, unit) for i, task in enumerate(tasks) for unit in units(settings)]
-    with progress_bar(total=len(work), desc="linsig run", unit="unit", disable=not progress) as bar:
+    # the ETA weighs units by their estimated cost (from a cached calibration; never calibrates here)
+    weights = unit_weights([(unit.model, Shape.of(tasks[i])) for i, unit in work], settings) if progress else [1.0] * len(work)
+    with CostProgress(weights, desc="linsig run", disable=not progress) as bar:
         per_unit = run_units(tasks, work, settings, jobs, bar)
     return results_frame([row for unit_rows in per_unit for row in unit_rows])
 
@@ -380,7 +383,10 @@ def run_units(tasks: list[Task], work: list[tuple[int, Unit]], settings: Setting
 
     def done(position, rows):
         if bar is not None:
-            bar.update()
+            if hasattr(bar, "advance"):  # a CostProgress: advance by this unit's estimated cost
+                bar.advance(position)
+            else:
+                bar.update()
 
     return run_jobs(executor, [GridJob(i, unit, settings) for i, unit in work], done, before)
 

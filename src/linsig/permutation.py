@@ -96,7 +96,8 @@ def evaluate_permutations(tasks: list[Task], settings: Settings, n: int, progres
     """Rerun the grid with linear signal removed on ``n`` label permutations of every task
     (``linsig run --permutations N``), here or in ``jobs`` processes like :func:`evaluate`;
     experiments distribute them as units."""
-    from linsig.progress import progress_bar
+    from linsig.estimate import Shape, unit_weights
+    from linsig.progress import CostProgress
 
     check_permutations(n, settings.signals)
     psettings = permutation_settings(settings)
@@ -108,9 +109,24 @@ def evaluate_permutations(tasks: list[Task], settings: Settings, n: int, progres
         index, task = permuted[i]
         return f"{task.name} permutation={index}"
 
-    with progress_bar(total=len(work), desc="linsig permutations", unit="unit", disable=not progress) as bar:
+    weights = (unit_weights([(unit.model, Shape.of(permuted[i][1])) for i, unit in work], psettings) if progress
+               else [1.0] * len(work))
+    with CostProgress(weights, desc="linsig permutations", disable=not progress) as bar:
         per_unit = run_units([task for _, task in permuted], work, psettings, jobs, bar, task_label)
     return results_frame([row for (i, _), unit_rows in zip(work, per_unit) for row in tag(unit_rows, permuted[i][0])])
+
+
+def planned_work(tasks, settings: Settings, permutations: int = 0) -> list:
+    """``(model, Shape, settings)`` of every unit ``linsig run`` computes, in its order: the grid,
+    then its label permutations (what :mod:`linsig.estimate` costs for a dry run)."""
+    from linsig.estimate import Shape
+
+    work = [(u.model, Shape.of(task), settings) for task in tasks for u in units(settings)]
+    if permutations:
+        psettings = permutation_settings(settings)
+        work += [(u.model, Shape.of(task), psettings) for task in tasks for _ in range(permutations)
+                 for u in units(psettings)]
+    return work
 
 
 def with_permutations(results: pd.DataFrame, permuted: pd.DataFrame) -> pd.DataFrame:

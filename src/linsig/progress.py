@@ -76,3 +76,63 @@ def progress_bar(*args, file=None, **kwargs):
     if _auto_tqdm is not _std_tqdm and file is sys.stderr:  # a notebook: its widget
         return _auto_tqdm(*args, **kwargs)
     return LineProgress(*args, file=file, **kwargs)
+
+
+class CostProgress:
+    """A progress bar over units that fills, and predicts the time left, by each unit's estimated cost.
+
+    Units of one grid differ in cost by orders of magnitude (an ``mlp5`` unit can take a thousand
+    ``logreg`` units' time), so counting units made the ETA wrong by as much. The bar advances by
+    the unit's weight (:func:`linsig.estimate.unit_weights`), so tqdm's own rate and remaining time
+    are cost-weighted; the postfix says how many units are done (``12/300 units``) and what runs.
+    """
+
+    def __init__(self, weights, desc: str, disable: bool = False, file=None, **kwargs):
+        self.weights = [float(w) for w in weights]
+        self.units, self.done, self.detail = len(self.weights), 0, ""
+        file = sys.stderr if file is None else file
+        # tqdm's usual layout with the unit count where it shows n/total (which here would be seconds)
+        bar = ("{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]" if _is_terminal(file)
+               else "{desc}: {percentage:3.0f}% [{elapsed}<{remaining}{postfix}]")
+        total = sum(self.weights) or None
+        self.bar = progress_bar(total=total, desc=desc, disable=disable, file=file, bar_format=bar,
+                                postfix=f"0/{self.units} units", **kwargs)
+
+    def _show(self, refresh: bool = True) -> None:
+        text = f"{self.done}/{self.units} units" + (f" {self.detail}" if self.detail else "")
+        self.bar.set_postfix_str(text, refresh=refresh)
+
+    def set_postfix_str(self, detail: str = "", refresh: bool = True) -> None:
+        self.detail = detail
+        self._show(refresh)
+
+    def advance(self, index: int) -> None:
+        """Unit ``index`` (of ``weights``) is finished."""
+        self.done += 1
+        self._show(refresh=False)
+        self.bar.update(self.weights[index])
+
+    def set_done(self, indices) -> None:
+        """Exactly the units ``indices`` are finished (a runner that also sees other runners' units)."""
+        indices = list(indices)
+        cost = sum(self.weights[i] for i in indices)
+        self.done = len(indices)
+        self._show(refresh=False)
+        self.bar.update(cost - self.bar.n)
+        self.bar.refresh()
+
+    def update(self, n: int = 1) -> None:  # tqdm's interface: n more units of average weight
+        self.done += n
+        average = sum(self.weights) / max(self.units, 1)
+        self._show(refresh=False)
+        self.bar.update(average * n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -46,7 +46,7 @@ def experiment_inputs(exp) -> list[str]:
     return [exp.origin] + [ds.source[k] for ds in exp.datasets for k in ("path", "metadata") if k in ds.source]
 
 
-def _dry_run(exp) -> None:
+def _dry_run(exp, jobs: int = 1, scheduler: str | None = None, dask_local: int | None = None) -> None:
     from linsig.experiment.units import canonical_json, expand, trainings, tuning_plan
 
     units = expand(exp)
@@ -70,6 +70,23 @@ def _dry_run(exp) -> None:
             click.echo(f"  tuning {model}: {n} candidate runs × {folds} inner folds × {searches} search(es) per unit")
         elif folds:
             click.echo(f"  tuning {model}: one candidate, nothing to search")
+    _estimate(units, jobs, scheduler, dask_local)
+
+
+def _estimate(units, jobs, scheduler, dask_local) -> None:
+    """The estimated wall time (linsig.estimate), for the units whose data size can be known."""
+    from linsig.estimate import plan_lines
+    from linsig.experiment.units import unit_shapes
+
+    shapes = unit_shapes(units)
+    work = [(u.model, shape, u.settings) for u, shape in zip(units, shapes) if shape is not None]
+    if len(work) < len(units):
+        missing = sorted({u.dataset_key for u, shape in zip(units, shapes) if shape is None})
+        click.echo(f"no estimate for {len(units) - len(work)} units: their data cannot be read here "
+                   f"({', '.join(missing)})")
+    if work:
+        for line in plan_lines(work, jobs=jobs, dask_workers=dask_local, scheduler=scheduler):
+            click.echo(line)
 
 
 @experiment.command("run")
@@ -85,7 +102,9 @@ def _dry_run(exp) -> None:
 @click.option("--dask-local", type=Bounded("jobs"), metavar="N", help="Start a Dask LocalCluster of N worker processes.")
 @click.option("--lock-timeout", type=Bounded("lock_timeout"), default=300.0, show_default=True,
               help="Seconds without a heartbeat after which another runner's claim on a unit is stale.")
-@click.option("--dry-run", is_flag=True, help="Print the number of units and trainings; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the number of units and trainings, the models that dominate the cost and the estimated wall "
+                   "time with --jobs (or per Dask worker); run nothing (reads the data files to know their size).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True,
               help="Run even if --out holds the results of `linsig run` (they are replaced); never over an input file.")
@@ -105,7 +124,7 @@ def run(ctx, source, out_dir, assignments, jobs, scheduler, dask_local, lock_tim
 
     exp = load_experiment(source, _overrides(ctx, assignments), check_files=not dry_run)
     if dry_run:
-        _dry_run(exp)
+        _dry_run(exp, jobs, scheduler, dask_local)
         return
     if out_dir is None:
         raise click.UsageError("give --out DIR (or --dry-run)")

@@ -65,8 +65,8 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 @click.option("--permutations", type=Bounded("permutations"), default=0, show_default=True,
               help="Also rerun the grid with linear signal removed on N label permutations (within groups) "
                    "for an exact test of signal after removal; needs --signal …,removed. Costs N × that grid.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory (results.parquet, summary.json).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (results.parquet, summary.json). Required unless --dry-run.")
 @click.option("-j", "--jobs", type=Bounded("jobs"), default=1, show_default=True,
               help="Compute units (model × seed × fold, and their label permutations) in this many processes, each with "
                    "--threads threads; "
@@ -74,9 +74,13 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True,
               help="Replace what OUT holds (an experiment, or another run's results); never an input file.")
+@click.option("--dry-run", is_flag=True,
+              help="Read the data and print the units, the models that dominate the cost and the estimated wall time "
+                   "with --jobs; train nothing and write nothing (the first dry run calibrates this machine for a few "
+                   "seconds, cached).")
 def run(data_path, metadata, orientation, na_values, layer, label, group, classes, min_groups, pairwise_top, preset,
         n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet, force):
+        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet, force, dry_run):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
@@ -104,6 +108,12 @@ def run(data_path, metadata, orientation, na_values, layer, label, group, classe
               "permutations": permutations, "metadata": None if metadata is None else str(metadata),
               "orientation": orientation, "classes": list(classes) if classes else None, "min_groups": min_groups,
               "pairwise_top": pairwise_top, "n_top_genes": n_top_genes}
+    if dry_run:  # nothing is written, so --out is neither needed nor touched
+        _dry_run(data_path, metadata, orientation, n_top_genes, normalize, zscore_group, missing, na_values, layer,
+                 label, group, classes, min_groups, pairwise_top, preset, settings, permutations, jobs)
+        return
+    if out_dir is None:
+        raise click.UsageError("give --out DIR (or --dry-run)")
     guard_outputs(out_dir, "run", [data_path, metadata], config, force=force)  # before any work (linsig.run_guard)
     ensure_output_dir(out_dir)
     on_interrupt(f"nothing was written to {out_dir}; `linsig run` starts over when run again "
@@ -131,6 +141,31 @@ def run(data_path, metadata, orientation, na_values, layer, label, group, classe
     ok = (results["status"] == "ok").sum()
     extra = f", {int((results['permutation'] > 0).sum())} of them on permuted labels" if permutations else ""
     click.echo(f"wrote {path} ({len(results)} rows, {ok} trained, {len(results) - ok} skipped{extra})")
+
+
+def _dry_run(data_path, metadata, orientation, n_top_genes, normalize, zscore_group, missing, na_values, layer,
+             label, group, classes, min_groups, pairwise_top, preset, settings, permutations, jobs) -> None:
+    """The grid ``linsig run`` would compute and how long it would take; reads the data, writes nothing."""
+    from linsig.estimate import plan_lines
+    from linsig.permutation import planned_work
+    from linsig.terminal import safe_text
+
+    adata = prepare_dataset(data_path, metadata, orientation, n_top_genes=n_top_genes, normalize=normalize,
+                            group=zscore_group, missing=missing, na_values=na_values, layer=layer)
+    tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
+    for task in tasks:
+        check_task(task, settings)
+    work = planned_work(tasks, settings, permutations)
+    for task in tasks:
+        click.echo(safe_text(f"task {task.name}: {task.n_samples} samples × {task.X.shape[1]} genes, "
+                             f"{task.n_classes} classes"))  # names come from the data
+    s = settings
+    click.echo(f"units: {len(work)} ({len(tasks)} task(s) × {len(s.models)} models × {len(s.seeds)} seeds × "
+               f"{s.n_folds} folds{f', plus {permutations} permutation(s)' if permutations else ''}); each trains "
+               f"{len(s.fractions)} fractions × {len(s.signals)} signal modes, plus its search")
+    click.echo(f"recipe: {s.recipe}, tuning: {s.tuning}, epochs: {s.max_epochs}, threads: {s.threads}")
+    for line in plan_lines(work, jobs=jobs):
+        click.echo(line)
 
 
 COMMAND = run

@@ -54,6 +54,25 @@ def _lost(executor, exc: BaseException | None = None) -> str | None:
     return lost(exc) if lost is not None else None
 
 
+def _weights(units) -> list[float]:
+    """Each unit's estimated relative cost (:mod:`linsig.estimate`, from a cached calibration)."""
+    from linsig.estimate import unit_weights
+    from linsig.experiment.units import unit_shapes
+
+    try:
+        shapes = unit_shapes(units, load_files=False)
+        by_settings: dict = {}
+        for i, (unit, shape) in enumerate(zip(units, shapes)):
+            by_settings.setdefault(id(unit.settings), (unit.settings, []))[1].append((i, unit.model, shape))
+        out = [1.0] * len(units)
+        for settings, members in by_settings.values():
+            for (i, _, _), w in zip(members, unit_weights([(m, s) for _, m, s in members], settings)):
+                out[i] = w
+        return out
+    except Exception:  # an estimate is never worth failing a run for: count units instead
+        return [1.0] * len(units)
+
+
 def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = True,
                    lock_timeout: float = 300.0, poll: float = 0.5, notify=_warn,
                    idle_notice: float = 15.0) -> RunReport:
@@ -65,7 +84,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
     the finished ones are combined as usual, and :class:`~linsig.executors.ExecutorLost`
     says so and how to resume.
     """
-    from linsig.progress import progress_bar
+    from linsig.progress import CostProgress
 
     units = expand(experiment)
     store = UnitStore(out_dir, lock_timeout=lock_timeout)
@@ -87,8 +106,13 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
     inflight: dict[cf.Future, WorkUnit] = {}
     watched: list[WorkUnit] = []  # claimed by another runner
 
-    bar = progress_bar(total=report.total, initial=report.done_before, desc=f"linsig experiment {experiment.name}",
-               unit="unit", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    # The bar fills by each unit's estimated cost, so its ETA weighs an mlp5 unit above a logreg one.
+    position = {unit.key: i for i, unit in enumerate(units)}
+    weights = _weights(units) if progress else [1.0] * len(units)
+    waiting = {u.key for u in pending}
+    ended: set[int] = {i for i, u in enumerate(units) if u.key not in waiting}  # done before this run
+    bar = CostProgress(weights, desc=f"linsig experiment {experiment.name}", disable=not progress, file=sys.stderr,
+                       dynamic_ncols=True)
 
     shown = [""]
 
@@ -99,12 +123,12 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
         postfix = f"done={report.done} failed={report.failed} remaining={remaining}"
         if postfix != shown[0]:
             shown[0] = postfix
-            bar.set_postfix_str(postfix, refresh=False)
-            bar.update(report.done + report.failed - bar.n)
-            bar.refresh()
+            bar.detail = f"({report.failed} failed)" if report.failed else ""  # the count is the bar's own
+            bar.set_done(sorted(ended))
 
     def failed(unit, error):
         report.failed += 1
+        ended.add(position[unit.key])
         report.failures.append((unit.describe(), error.splitlines()[0] if error else ""))
 
     status()
@@ -121,6 +145,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
                 if store.is_done(unit.key):  # finished by another runner since we looked
                     store.release(unit.key)
                     report.by_others += 1
+                    ended.add(position[unit.key])
                 elif store.failed_since(unit.key, started):
                     store.release(unit.key)
                     failed(unit, (store.read_meta(unit.key) or {}).get("error", ""))
@@ -157,6 +182,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
                     store.release(unit.key)
                     if payload["status"] == "done":
                         report.computed += 1
+                        ended.add(position[unit.key])
                     else:
                         failed(unit, payload["error"])
                     status()
@@ -169,6 +195,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
                     still.append(unit)
                 elif store.is_done(unit.key):
                     report.by_others += 1
+                    ended.add(position[unit.key])
                 elif store.failed_since(unit.key, started):
                     failed(unit, (store.read_meta(unit.key) or {}).get("error", ""))
                 else:  # released without a result, or its runner died: ours now

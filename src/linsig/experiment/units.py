@@ -161,6 +161,54 @@ def trainings(unit: WorkUnit) -> int:
     return grid + extra
 
 
+def unit_shapes(units, load_files: bool = True) -> list:
+    """The :class:`linsig.estimate.Shape` of each unit's task (``None`` where it cannot be known).
+
+    A simulation's shape is in its parameters; a file's is read (with ``load_files``: the dry run
+    reads the data, as ``linsig run --dry-run`` does; the runner does not, and weighs those units
+    at a nominal 1,000 × 5,000). A dataset that cannot be read gives ``None``.
+    """
+    from linsig.estimate import Shape
+
+    shapes: dict = {}
+    out = []
+    for unit in units:
+        key = (digest(unit.dataset), digest(unit.task), unit.task_index)
+        if key not in shapes:
+            source = unit.dataset
+            if "simulate" in source:
+                shapes[key] = Shape(int(source.get("samples", 1000)), int(source.get("features", 5000)), 2)
+            elif load_files:
+                try:
+                    shapes[key] = Shape.of(load_tasks(source, unit.task)[unit.task_index])
+                except Exception:  # missing or unreadable: the dry run says it cannot estimate it
+                    shapes[key] = None
+            else:
+                shapes[key] = _stored_shape(source) or Shape(1000, 5000, 2)
+        out.append(shapes[key])
+    return out
+
+
+def _stored_shape(source: dict):
+    """An ``.h5ad``'s samples × genes (at most ``n_top_genes``) from its header, without loading it:
+    the runner's progress weights, where a task's exact size is not worth reading the data for."""
+    from linsig.estimate import Shape
+
+    path = str(source.get("path", ""))
+    if not path.endswith(".h5ad"):
+        return None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            x = fh["X"]
+            n, d = (x.shape if isinstance(x, h5py.Dataset) else tuple(x.attrs["shape"]))[:2]
+    except Exception:  # unreadable here: the caller's nominal size
+        return None
+    top = source.get("n_top_genes")
+    return Shape(int(n), int(min(d, top) if top else d), 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # Worker side
 # ---------------------------------------------------------------------------------------------
