@@ -219,3 +219,11 @@ def test_wheel_holds_the_licence(tmp_path):
     assert any(n.endswith("licenses/LICENSES/Artistic-2.0.txt") for n in names)
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: BSD-3-Clause AND Artistic-2.0" in metadata
+
+
+def test_benchmark_checks_its_output_folder_as_the_command_line_does(sparse_h5ad, tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "experiment.json").write_text('{"experiment": "x", "units": []}')  # another kind of run's folder
+    with pytest.raises(LinsigInputError, match="experiment"):
+        linsig.benchmark(sparse_h5ad, label="label", group="group", out=out, **FAST)

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from http_server import LocalServer, local_server  # noqa: F401  (fixture)
-from clitools import invoke, one_error_line
+from clitools import invoke, one_error_line, write_tables
 from linsig.data.download import fetch
 from linsig.data.io import read_dataset
 from linsig.errors import DownloadError, LinsigInputError
@@ -72,15 +72,7 @@ def sha256(path: Path) -> str:
 @pytest.fixture
 def tables(tmp_path):
     """expr.csv (samples × genes, ids 000…039) and meta.csv (label A/B, 8 studies)."""
-    rng = np.random.default_rng(0)
-    ids = [f"{i:03d}" for i in range(40)]
-    expr = pd.DataFrame(rng.normal(size=(40, 20)), index=pd.Index(ids, name="sample"),
-                        columns=[f"g{j}" for j in range(20)])
-    meta = pd.DataFrame({"label": ["A", "B"] * 20, "study": [f"s{i % 8}" for i in range(40)]},
-                        index=pd.Index(ids, name="sample"))
-    expr.to_csv(tmp_path / "expr.csv")
-    meta.to_csv(tmp_path / "meta.csv")
-    return tmp_path / "expr.csv", tmp_path / "meta.csv"
+    return write_tables(tmp_path, [f"{i:03d}" for i in range(40)], "s")
 
 
 def run_args(tables, *extra):

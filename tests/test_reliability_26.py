@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clitools import invoke, one_error_line
+from clitools import invoke, one_error_line, write_tables
 from linsig.errors import LinsigInputError
 from linsig.evaluation import Settings
 from linsig.experiment.driver import run_experiment
@@ -67,15 +67,7 @@ def _own_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def tables(tmp_path):
     """expr.csv (samples × genes) and meta.csv (label A/B, 8 studies)."""
-    rng = np.random.default_rng(0)
-    ids = [f"s{i:02d}" for i in range(40)]
-    expr = pd.DataFrame(rng.normal(size=(40, 20)), index=pd.Index(ids, name="sample"),
-                        columns=[f"g{j}" for j in range(20)])
-    meta = pd.DataFrame({"label": ["A", "B"] * 20, "study": [f"st{i % 8}" for i in range(40)]},
-                        index=pd.Index(ids, name="sample"))
-    expr.to_csv(tmp_path / "expr.csv")
-    meta.to_csv(tmp_path / "meta.csv")
-    return tmp_path / "expr.csv", tmp_path / "meta.csv"
+    return write_tables(tmp_path, [f"s{i:02d}" for i in range(40)], "st")
 
 
 def run_args(tables, *extra):

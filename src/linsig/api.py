@@ -20,7 +20,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
 
 from linsig.splits import DEFAULT_FRACTIONS
 
@@ -53,7 +52,7 @@ def _dataset(data, metadata, orientation, n_top_genes, normalize, group, missing
                                group=zscore_group, missing=missing, na_values=na_values, layer=layer)
     from linsig.data.io import _with_na_values
     from linsig.data.layers import select_layer
-    from linsig.data.preprocess import preprocess
+    from linsig.runner import preprocessed
 
     source = f"AnnData {name!r}"
     adata = select_layer(data, layer, source) if layer else data.copy()
@@ -62,10 +61,7 @@ def _dataset(data, metadata, orientation, n_top_genes, normalize, group, missing
     info.setdefault("source", source)
     adata.uns["linsig"] = info
     adata = _with_na_values(adata, na_values, source)
-    if "preprocessing" in info or (not n_top_genes and normalize == "none" and missing == "error"):
-        return adata
-    return preprocess(adata, n_top_genes=n_top_genes or None, normalize=normalize, group=zscore_group,
-                      missing=missing)
+    return preprocessed(adata, normalize, n_top_genes, zscore_group, missing)  # as for a file
 
 
 def benchmark(
@@ -128,6 +124,7 @@ def benchmark(
     from linsig.outputs import ensure_output_dir
     from linsig.permutation import check_permutations, evaluate_permutations, with_permutations
     from linsig.results import write_run
+    from linsig.run_guard import guard_outputs
     from linsig.runner import build_tasks
 
     with settings_errors_as_options():  # a bad value is named by its option, as on the command line
@@ -138,7 +135,12 @@ def benchmark(
                             weight_decay=weight_decay, threads=threads)
     check_permutations(permutations, settings.signals)
     na_values = list(_as_tuple(na_values)) or None
+    config = {"data": str(data) if isinstance(data, (str, Path)) else f"AnnData {name!r}", "layer": layer,
+              "label": label, "group": group, "preset": preset, "normalize": normalize, "missing": missing,
+              "na_values": list(na_values or ()), **settings.to_dict(), "permutations": permutations}
     if out is not None and not dry_run:
+        inputs = [data, metadata] if isinstance(data, (str, Path)) else [metadata]
+        guard_outputs(out, "run", inputs, config)  # the command line's one check of output folders
         ensure_output_dir(Path(out))
     adata = _dataset(data, metadata, orientation, n_top_genes, normalize, group, missing, na_values, layer, name)
     tasks = build_tasks(adata, label, group, list(_as_tuple(classes)) or None, min_groups, pairwise_top, preset)
@@ -157,12 +159,8 @@ def benchmark(
         results = with_permutations(results, evaluate_permutations(tasks, settings, permutations,
                                                                    progress=progress, jobs=jobs))
     if out is not None:
-        summaries = [t.summary() for t in tasks]
-        config = {"data": data if isinstance(data, (str, Path)) else f"AnnData {name!r}", "layer": layer,
-                  "label": label, "group": group, "preset": preset, "normalize": normalize, "missing": missing,
-                  "na_values": list(na_values or ()), **settings.to_dict(), "permutations": permutations,
-                  "preprocessing": adata.uns.get("linsig", {}).get("preprocessing")}
-        write_run(out, results, summaries, {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items()})
+        config["preprocessing"] = adata.uns.get("linsig", {}).get("preprocessing")
+        write_run(out, results, [t.summary() for t in tasks], config)
     return results
 
 

@@ -47,13 +47,16 @@ def prepare_dataset(path, metadata=None, orientation="auto", n_top_genes: int | 
 
         adata = select_layer(adata, layer, path)
     source = adata.uns.get("linsig", {}).get("source", path)
-    adata = _preprocessed(adata, normalize, n_top_genes, group, missing)
+    adata = preprocessed(adata, normalize, n_top_genes, group, missing)
     if not adata.isbacked:  # a compendium left on disk was checked when `linsig data` wrote it
         check_varies(adata.X, source)
     return adata
 
 
-def _preprocessed(adata, normalize, n_top_genes, group, missing):
+def preprocessed(adata: ad.AnnData, normalize: str, n_top_genes: int | None, group: str | None,
+                 missing: str) -> ad.AnnData:
+    """``adata`` with the preprocessing a run asks for, unless it was done already (a compendium
+    built by ``linsig data``) or nothing is asked; files and in-memory AnnData alike."""
     done = "preprocessing" in adata.uns.get("linsig", {})
     if done and normalize == "study-zscore":
         if adata.isbacked:
