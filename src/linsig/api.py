@@ -93,6 +93,7 @@ def benchmark(
     batch_size: int | None = None,
     patience: int | None = None,
     device: str = "auto",
+    precision: str | None = None,
     lr: float | None = None,
     weight_decay: float | None = None,
     threads: int = 1,
@@ -132,7 +133,7 @@ def benchmark(
                             folds=folds, fractions=_as_tuple(fractions, float), split=split,
                             signal=_as_tuple(signal), recipe=recipe, tuning=tuning, epochs=epochs,
                             batch_size=batch_size, patience=patience, device=device, lr=lr,
-                            weight_decay=weight_decay, threads=threads)
+                            weight_decay=weight_decay, threads=threads, precision=precision)
     check_permutations(permutations, settings.signals)
     na_values = list(_as_tuple(na_values)) or None
     config = {"data": str(data) if isinstance(data, (str, Path)) else f"AnnData {name!r}", "layer": layer,

@@ -167,8 +167,9 @@ def fit_work(model: str, settings, n: int, d: int, k: int, n_val: int, n_outer: 
 
 # -- calibration -------------------------------------------------------------------------------
 
-def fingerprint(threads: int = 1, device: str = "cpu") -> dict:
-    """What makes timings of this machine comparable: CPU model, torch version, threads, device."""
+def fingerprint(threads: int = 1, device: str = "cpu", precision: str = "fp32") -> dict:
+    """What makes timings of this machine comparable: CPU model, torch version, threads, device,
+    the networks' arithmetic (bf16 steps are ~1.6× faster at 5,000 genes)."""
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -181,7 +182,7 @@ def fingerprint(threads: int = 1, device: str = "cpu") -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "torch": torch.__version__, "threads": int(threads), "device": device,
-            "cost_model": COST_MODEL_VERSION}
+            "precision": precision, "cost_model": COST_MODEL_VERSION}
 
 
 def cache_file() -> Path:
@@ -257,7 +258,7 @@ def _calibrate_one(model: str, settings, recipe, device: str) -> tuple[float, fl
                 X, y, g = _synthetic(n, d)
                 params = dict(max_epochs=CALIBRATION_EPOCHS, batch_size=settings.batch_size, patience=settings.patience,
                               device=device, random_state=0, classes=np.arange(2), threads=threads,
-                              **recipe.optimiser_params(None, recipe.default_weight_decay(None)))
+                              precision=_precision(settings, device), **recipe.optimiser_params(None, recipe.default_weight_decay(None)))
                 estimator = make_model(model, recipe, **params)
                 n_val = n // 4
                 fit_w = fit_work(model, settings, n - n_val, d, 2, n_val, n, CALIBRATION_EPOCHS)
@@ -318,6 +319,13 @@ def _device(settings) -> str:
     return str(resolve_device(settings.device))
 
 
+def _precision(settings, device: str) -> str:
+    """The networks' resolved arithmetic on this machine (``fp32`` for settings that do not say)."""
+    from linsig.training import resolve_precision
+
+    return resolve_precision(getattr(settings, "precision", None) or "fp32", device)
+
+
 def calibrate(settings, use_cache: bool = True, run: bool = True, path: Path | None = None) -> Calibration:
     """The constants of every family ``settings`` trains: from the cache, else measured now (and cached).
 
@@ -326,7 +334,7 @@ def calibrate(settings, use_cache: bool = True, run: bool = True, path: Path | N
     """
     path = path or cache_file()
     device = _device(settings)
-    fp = fingerprint(getattr(settings, "threads", 1) or 1, device)
+    fp = fingerprint(getattr(settings, "threads", 1) or 1, device, _precision(settings, device))
     cache = _read_cache(path) if use_cache else {}
     out = Calibration(path=path, fingerprint=fp)
     changed = False

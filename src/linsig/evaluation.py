@@ -57,6 +57,10 @@ class Settings:
     batch_size: int | None = None
     patience: int | None = None
     device: str = "auto"
+    # The networks' arithmetic: "fp32", "bf16" (bfloat16 matrix products, float32 weights) or
+    # "auto" (bf16 where the hardware is fast at it, resolved on the machine that trains).
+    # None: the recipe's default (strong auto, paper fp32: its results stay bit for bit).
+    precision: str | None = None
     lr: float | None = None  # used when tuning is off (None: each model's default)
     weight_decay: float | None = None  # used when tuning is off (None: paper 0, strong the model's default)
     # Threads per training. One by default: mini-batches of 16 gain little from a second
@@ -77,7 +81,8 @@ class Settings:
                     "max_epochs": self.max_epochs or recipe.max_epochs,
                     "batch_size": self.batch_size or recipe.batch_size,
                     "patience": self.patience or recipe.patience,
-                    "weight_decay": recipe.default_weight_decay(self.weight_decay)}
+                    "weight_decay": recipe.default_weight_decay(self.weight_decay),
+                    "precision": self.precision or recipe.precision}
         for name, value in resolved.items():
             object.__setattr__(self, name, value)
 
@@ -200,7 +205,7 @@ def make_estimator(model: str, settings: Settings, seed: int, n_classes: int, re
     recipe = recipe or settings.training
     base = dict(max_epochs=settings.max_epochs, batch_size=settings.batch_size, patience=settings.patience,
                 device=str(resolve_device(settings.device)), random_state=seed, classes=np.arange(n_classes),
-                threads=settings.threads, **recipe.optimiser_params(settings.lr, settings.weight_decay))
+                threads=settings.threads, precision=settings.precision, **recipe.optimiser_params(settings.lr, settings.weight_decay))
     return make_model(model, recipe, **{**base, **params})
 
 

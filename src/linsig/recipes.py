@@ -58,6 +58,8 @@ class Recipe:
     revision: int | None = None
     #: settings its searches choose, with the values that mean "not given" (a given one would be ignored)
     searched: dict = field(default_factory=lambda: {"lr": (None,)})
+    #: the networks' arithmetic when a run does not choose (``linsig.training.PRECISIONS``)
+    precision: str = "auto"
 
     # -- models ---------------------------------------------------------------------------------
     def estimator_class(self, model: str) -> type:
@@ -143,6 +145,7 @@ class PaperRecipe(Recipe):
     estimators: str = "paper"
     tunes_per_signal: bool = False
     reference: str | None = "strong"
+    precision: str = "fp32"  # the paper's arithmetic: its results stay bit for bit
     # 0.0 is the weight decay Settings itself fills in for the paper recipe
     searched: dict = field(default_factory=lambda: {"lr": (None,), "weight_decay": (None, 0.0)})
 

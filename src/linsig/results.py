@@ -44,6 +44,7 @@ RESULT_COLUMNS = (
     "balanced_accuracy", "roc_auc", "accuracy", "chance_balanced_accuracy", "majority_accuracy",
     "recipe", "lr", "weight_decay", "params", "tuning", "tuning_score", "epochs_trained", "best_epoch", "diverged",
     "converged", "reference_balanced_accuracy", "fit_seconds", "tune_seconds", "device", "status", "skip_reason",
+    "precision",
 )
 # What a row holds before its model is trained (and keeps when the row is skipped).
 ROW_DEFAULTS = {
@@ -51,6 +52,8 @@ ROW_DEFAULTS = {
     "weight_decay": math.nan, "params": "", "tuning_score": math.nan, "epochs_trained": 0, "best_epoch": 0,
     "diverged": False, "converged": True, "reference_balanced_accuracy": math.nan, "fit_seconds": 0.0,
     "tune_seconds": 0.0, "status": "ok", "skip_reason": "",
+    # the networks' arithmetic (fp32 / bf16); empty for models that are not trained by torch
+    "precision": "",
 }
 INTEGER_COLUMNS = ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups", "n_classes",
                    "epochs_trained", "best_epoch")
@@ -123,7 +126,7 @@ REQUIRED_COLUMNS = (
     "balanced_accuracy",
 )
 # optional columns of older or hand-made tables, and what a missing value means
-READ_DEFAULTS = {"split": "study", "pretraining": "none", "status": "ok", "skip_reason": ""}
+READ_DEFAULTS = {"split": "study", "pretraining": "none", "status": "ok", "skip_reason": "", "precision": ""}
 
 
 #: Columns holding a proportion in [0, 1] (NaN only where noted in :func:`validate_results`).
@@ -134,7 +137,7 @@ _COUNTS = ("seed", "fold", "n_train", "n_val", "n_train_groups", "n_val_groups",
            "n_pretrain", "epochs_trained", "best_epoch")
 #: Columns holding text.
 _TEXT = ("dataset", "task", "model", "split", "signal", "pretraining", "status", "classes", "recipe", "tuning",
-         "skip_reason", "unit", "device", "params")
+         "skip_reason", "unit", "device", "params", "precision")
 
 
 def validate_results(df: pd.DataFrame, name: str = "results table") -> pd.DataFrame:

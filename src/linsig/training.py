@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 LOSSES = ("cross_entropy", "multi_margin")
+#: ``auto``: bfloat16 where the hardware multiplies it fast, else float32 (see :func:`resolve_precision`)
+PRECISIONS = ("auto", "fp32", "bf16")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 
@@ -50,6 +52,9 @@ class TrainConfig:
     # An epoch is at least this many steps (cycling through the data more than once when it is
     # small), so that an epoch count means the same amount of training on every training size.
     min_steps_per_epoch: int | None = None
+    # "bf16": the forward and backward matrix products in bfloat16 (autocast), the weights, the
+    # optimiser's state and the loss in float32. A resolved precision: never "auto".
+    precision: str = "fp32"
 
     def steps_per_epoch(self, n: int) -> int:
         """Optimiser steps in one epoch over ``n`` samples: one pass, or ``min_steps_per_epoch``."""
@@ -88,6 +93,40 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+# ``auto`` chooses bf16 only for networks at least this wide: below ~500 inputs converting to and
+# from bfloat16 costs more than the smaller products save (one thread, AVX-512 BF16: a step at 250
+# inputs 0.6 → 1.3 ms, at 500 6.0 → 5.4 ms, at 1,000 17 → 11 ms, at 5,000 150 → 90 ms).
+BF16_MIN_FEATURES = 1000
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively: CUDA with bf16, CPUs with AVX-512
+    BF16 or AMX (elsewhere bfloat16 is emulated, and slower than float32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+    return False
+
+
+def resolve_precision(precision: str, device: str | torch.device = "cpu", n_features: int | None = None) -> str:
+    """The concrete precision of a fit: ``auto`` becomes ``bf16`` where :func:`bf16_is_fast` and the
+    network has at least :data:`BF16_MIN_FEATURES` inputs (``None``: wide enough), else ``fp32``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+    if precision == "auto":
+        wide = n_features is None or n_features >= BF16_MIN_FEATURES
+        return "bf16" if wide and bf16_is_fast(resolve_device(device)) else "fp32"
+    return precision
+
+
+def autocast(precision: str, device: torch.device):
+    """The context a forward pass runs in: bfloat16 autocast for ``bf16``, a no-op for ``fp32``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Inverse class frequency, scaled like scikit-learn's ``'balanced'``: n / (k · n_c).
 
@@ -110,19 +149,21 @@ def make_loss(name: str, weights: torch.Tensor | None) -> nn.Module:
 
 
 @torch.no_grad()
-def predict_scores(module: nn.Module, X: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
-    """Decision scores (logits) in eval mode, in large batches."""
+def predict_scores(module: nn.Module, X: torch.Tensor, batch_size: int = 8192, precision: str = "fp32") -> torch.Tensor:
+    """Decision scores (logits, float32) in eval mode, in large batches."""
     was_training = module.training
     module.eval()
-    out = torch.cat([module(X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+    with autocast(precision, X.device):
+        out = torch.cat([module(X[i : i + batch_size]).float() for i in range(0, X.shape[0], batch_size)])
     module.train(was_training)
     return out
 
 
 @torch.no_grad()
-def mean_loss(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str, n_classes: int) -> float:
+def mean_loss(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str, n_classes: int,
+              precision: str = "fp32") -> float:
     """Class-weighted mean loss of ``module`` on (X, y), weights from y's own class frequencies."""
-    scores = predict_scores(module, X)
+    scores = predict_scores(module, X, precision=precision)
     return float(make_loss(loss, class_weights(y, n_classes))(scores, y))
 
 
@@ -200,7 +241,9 @@ def train(
                 continue  # batch norm cannot normalise a batch of one sample
             xb, yb = X.index_select(0, idx), y.index_select(0, idx)
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(module(xb), yb)
+            with autocast(config.precision, X.device):
+                scores = module(xb)
+            loss = criterion(scores.float(), yb)
             loss.backward()
             if config.clip_grad_norm:
                 nn.utils.clip_grad_norm_(params, config.clip_grad_norm, foreach=True)
@@ -216,7 +259,7 @@ def train(
             result.diverged = True
             break
         if early_stopping:
-            tune_loss = mean_loss(module, X_tune, y_tune, config.loss, n_classes)
+            tune_loss = mean_loss(module, X_tune, y_tune, config.loss, n_classes, config.precision)
             result.tune_loss.append(tune_loss)
             if tune_loss < best_loss:
                 best_loss, since_best, result.best_epoch = tune_loss, 0, epoch + 1

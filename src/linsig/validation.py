@@ -163,6 +163,10 @@ def check_settings(settings) -> None:
 
     _list("signals", settings.signals, signal)
     registered("split", get_splitter)(settings.split)
+    from linsig.training import PRECISIONS
+
+    if settings.precision is not None and settings.precision not in PRECISIONS:
+        raise InvalidSetting("precision", f"unknown precision {settings.precision!r}; choose from {', '.join(PRECISIONS)}")
     _list("seeds", settings.seeds, _seed)
     _list("fractions", settings.fractions, _fraction)
     for field in ("n_folds", "max_epochs", "batch_size", "patience", "threads", "lr", "weight_decay"):

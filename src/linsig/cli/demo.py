@@ -23,9 +23,11 @@ from linsig.system import available_cores
 @click.option("--seeds", default=None, callback=csv_list(int), help="Comma-separated seeds (default: 0).")
 @click.option("--epochs", type=Bounded("max_epochs"), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="The network's arithmetic (default: the strong recipe's, auto: bf16 where the hardware is fast at it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Run even if --out holds the results of `linsig run` (they are replaced).")
-def demo(out_dir, jobs, seeds, epochs, device, quiet, force):
+def demo(out_dir, jobs, seeds, epochs, device, precision, quiet, force):
     """Run linsig's main job on embedded data and write results, figures and a report.
 
     Three datasets; the linear models (logreg, svm), the paper's three-layer network (mlp3) and the
@@ -60,6 +62,8 @@ def demo(out_dir, jobs, seeds, epochs, device, quiet, force):
         overrides["settings.epochs"] = epochs
     if device:
         overrides["settings.device"] = device
+    if precision:
+        overrides["settings.precision"] = precision
     experiment = load_experiment("demo", overrides)
     guard_outputs(out_dir, "experiment", experiment_inputs(experiment), force=force)
     ensure_output_dir(out_dir)

@@ -12,7 +12,7 @@ from linsig.terminal import safe_text
 # grid_options parameter -> settings key of an experiment file
 _GRID_KEYS = {"models": "models", "recipe": "recipe", "n_folds": "folds", "seeds": "seeds", "fractions": "fractions", "split": "split",
               "signals": "signals", "tuning": "tuning", "max_epochs": "epochs", "batch_size": "batch_size",
-              "patience": "patience", "device": "device", "lr": "lr", "weight_decay": "weight_decay",
+              "patience": "patience", "device": "device", "precision": "precision", "lr": "lr", "weight_decay": "weight_decay",
               "threads": "threads"}
 
 

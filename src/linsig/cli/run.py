@@ -22,11 +22,12 @@ from linsig.tasks import PRESETS
 
 
 def settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs, batch_size,
-                          patience, device, lr, weight_decay, threads=1, recipe="strong") -> Settings:
+                          patience, device, lr, weight_decay, threads=1, recipe="strong", precision=None) -> Settings:
     return Settings(
         models=tuple(parse_models(models)), seeds=tuple(seeds), n_folds=n_folds, fractions=tuple(fractions),
         split=split, signals=tuple(signals), recipe=recipe, tuning=tuning, max_epochs=max_epochs,
         batch_size=batch_size, patience=patience, device=device, lr=lr, weight_decay=weight_decay, threads=threads,
+        precision=precision,
     )
 
 
@@ -80,7 +81,8 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "seconds, cached).")
 def run(data_path, metadata, orientation, na_values, layer, label, group, classes, min_groups, pairwise_top, preset,
         n_top_genes, normalize, missing, no_scale, models, recipe, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-        batch_size, patience, device, lr, weight_decay, threads, permutations, out_dir, jobs, quiet, force, dry_run):
+        batch_size, patience, device, precision, lr, weight_decay, threads, permutations, out_dir, jobs, quiet, force,
+        dry_run):
     """Cross-validate linear and non-linear models on one dataset and write OUT/results.parquet.
 
     Example: linsig run --data gtex.h5ad --label tissue --group donor --classes Blood,Brain
@@ -91,7 +93,7 @@ def run(data_path, metadata, orientation, na_values, layer, label, group, classe
     """
     with settings_errors_as_options():  # every parameter checked before any work
         settings = settings_from_options(models, n_folds, seeds, fractions, split, signals, tuning, max_epochs,
-                                         batch_size, patience, device, lr, weight_decay, threads, recipe)
+                                         batch_size, patience, device, lr, weight_decay, threads, recipe, precision)
     check_permutations(permutations, settings.signals)
     cores = available_cores()
     if settings.threads * jobs > cores:  # within the bounds, yet only switching between threads

@@ -39,7 +39,7 @@ SETTINGS_KEYS = {
     "models": ("models", "str_list"), "seeds": ("seeds", "int_list"), "folds": ("n_folds", int),
     "fractions": ("fractions", "float_list"), "split": ("split", "str_list"), "signals": ("signals", "str_list"),
     "recipe": ("recipe", str), "tuning": ("tuning", str), "epochs": ("max_epochs", int), "batch_size": ("batch_size", int),
-    "patience": ("patience", int), "device": ("device", str), "lr": ("lr", float),
+    "patience": ("patience", int), "device": ("device", str), "precision": ("precision", str), "lr": ("lr", float),
     "weight_decay": ("weight_decay", float),
 }
 if "threads" in Settings.__dataclass_fields__:  # torch threads per training, where Settings has them
@@ -48,7 +48,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # words of Settings' own error messages -> the file key to name
 _MESSAGE_KEYS = (("recipe", "recipe"), ("model", "models"), ("tuning", "tuning"), ("signal", "signals"), ("split", "split"),
                  ("seeds", "seeds"), ("fractions", "fractions"), ("n_folds", "folds"), ("max_epochs", "epochs"),
-                 ("batch_size", "batch_size"), ("threads", "threads"))
+                 ("batch_size", "batch_size"), ("threads", "threads"), ("precision", "precision"))
 # file key of a [data.NAME] simulation -> argument of linsig.data.simulate.simulate
 SIMULATION_ARGS = {"simulate": "kind", "samples": "n_samples", "features": "n_features", "groups": "n_groups",
                    "shift": "shift", "balance": "class_balance", "seed": "seed"}
@@ -262,7 +262,7 @@ def _settings(table: dict, origin: str) -> list[Settings]:
             continue
         name, kind = SETTINGS_KEYS[key]
         # an explicit null means "the recipe's default" for the values a recipe fills in
-        nullable = ("lr", "weight_decay", "epochs", "batch_size", "patience")
+        nullable = ("lr", "weight_decay", "epochs", "batch_size", "patience", "precision")
         kwargs[name] = None if key in nullable and value is None else _convert(value, kind, f"settings.{key}", origin)
     if kwargs.get("device", "auto") not in DEVICES:
         _fail(origin, "settings.device", f"must be one of {', '.join(DEVICES)}, not {kwargs['device']!r}")

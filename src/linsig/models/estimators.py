@@ -18,7 +18,7 @@ from linsig import splits
 from linsig.models.base import full_label_set
 from linsig.models.networks import build_network
 from linsig.models.torch_model import TorchModel
-from linsig.training import TrainConfig, TrainResult, mean_loss, resolve_device, train
+from linsig.training import TrainConfig, TrainResult, mean_loss, resolve_device, resolve_precision, train
 
 
 class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
@@ -51,6 +51,9 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
         Seeds weight initialisation, shuffling, dropout and the tune split.
     warm_start : bool
         Continue from the current weights when ``fit`` is called again (pretraining).
+    precision : str
+        ``"fp32"`` (the paper's), ``"bf16"`` (bfloat16 matrix products, float32 weights) or
+        ``"auto"`` (bf16 where the hardware is fast at it).
     """
 
     architecture = "linear"
@@ -59,7 +62,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
 
     def __init__(self, lr=None, weight_decay=0.0, max_epochs=50, batch_size=16, patience=7,
                  validation_fraction=0.2, clip_grad_norm=0.01, dropout=0.5, classes=None,
-                 device="cpu", random_state=0, warm_start=False):
+                 device="cpu", random_state=0, warm_start=False, precision="fp32"):
         self.lr = lr
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
@@ -72,6 +75,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.warm_start = warm_start
+        self.precision = precision
 
     # -- helpers ---------------------------------------------------------------------------
     def _encode(self, y) -> np.ndarray:
@@ -87,6 +91,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
             weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size), patience=int(self.patience),
             clip_grad_norm=self.clip_grad_norm, loss=self.loss, seed=int(self.random_state or 0),
+            precision=self.precision_,
         )
 
     # -- scikit-learn API --------------------------------------------------------------------
@@ -97,6 +102,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
         if not (self.warm_start and hasattr(self, "module_")):
             self.classes_ = full_label_set(self, y)
             self.device_ = resolve_device(self.device)
+            self.precision_ = resolve_precision(self.precision, self.device_, X.shape[1])
             torch.manual_seed(int(self.random_state or 0))
             self.module_ = build_network(self.architecture, X.shape[1], len(self.classes_), self.dropout).to(self.device_)
         y_codes = self._encode(y)
@@ -122,7 +128,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "module_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         y_codes = torch.as_tensor(self._encode(y), device=self.device_)
-        return mean_loss(self.module_, self._tensor(X), y_codes, self.loss, len(self.classes_))
+        return mean_loss(self.module_, self._tensor(X), y_codes, self.loss, len(self.classes_), self.precision_)
 
     def chosen_params(self) -> dict:
         return {"lr": float(self.default_lr if self.lr is None else self.lr), "weight_decay": float(self.weight_decay)}

@@ -38,7 +38,7 @@ from linsig.metrics import balanced_accuracy
 from linsig.models.base import Tunable, full_label_set
 from linsig.models.networks import build_network
 from linsig.models.torch_model import TorchModel
-from linsig.training import TrainConfig, TrainResult, predict_scores, resolve_device, train
+from linsig.training import TrainConfig, TrainResult, predict_scores, resolve_device, resolve_precision, train
 
 STEPS_PER_EPOCH = 8
 MIN_BATCH, MAX_BATCH = 8, 128
@@ -136,6 +136,10 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
         Seeds initialisation, shuffling and dropout.
     warm_start : bool
         Continue from the current weights when ``fit`` is called again (pretraining).
+    precision : str
+        ``"fp32"``, ``"bf16"`` (bfloat16 matrix products under autocast; weights, AdamW's state and
+        the loss stay float32) or ``"auto"``: bf16 where the hardware multiplies it natively
+        (:func:`linsig.training.bf16_is_fast`).
     """
 
     architecture = "mlp3"
@@ -150,7 +154,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
 
     def __init__(self, lr=1e-3, weight_decay=1.0, dropout=0.5, center=False, max_epochs=100, epochs=None,
                  cooldown=None, batch_size=None, steps_per_epoch=None, patience=20, classes=None, device="cpu",
-                 random_state=0, warm_start=False):
+                 random_state=0, warm_start=False, precision="fp32"):
         self.lr = lr
         self.center = center
         self.weight_decay = weight_decay
@@ -165,6 +169,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.warm_start = warm_start
+        self.precision = precision
 
     # -- helpers ---------------------------------------------------------------------------
     def _codes(self, y) -> torch.Tensor:
@@ -184,7 +189,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
             seed=int(self.random_state or 0), optimizer="adamw", schedule="cosine",
             planned_epochs=int(self.max_epochs),
             min_steps_per_epoch=int(self.steps_per_epoch or auto_steps_per_epoch(n, batch)),
-            cooldown_epochs=cooldown,
+            cooldown_epochs=cooldown, precision=self.precision_,
         )
 
     def _start(self, X, y):
@@ -193,6 +198,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
         if not (self.warm_start and hasattr(self, "module_")):
             self.classes_ = full_label_set(self, y)
             self.device_ = resolve_device(self.device)
+            self.precision_ = resolve_precision(self.precision, self.device_, X.shape[1])
             torch.manual_seed(int(self.random_state or 0))
             self.module_ = build_network(self.architecture, X.shape[1], len(self.classes_), self.dropout,
                                          packed_dropout=True).to(self.device_)
@@ -247,7 +253,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
             best = {"loss": math.inf, "accuracy": -1.0, "epoch": 0, "perfect": 0}
 
             def monitor(epoch, module):
-                scores = predict_scores(module, Xv)
+                scores = predict_scores(module, Xv, precision=model.precision_)
                 history.append(model.classes_[scores.argmax(dim=1).cpu().numpy()])
                 loss = float(torch.nn.functional.cross_entropy(scores, codes))
                 accuracy = balanced_accuracy(y_va, history[-1])

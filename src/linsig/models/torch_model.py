@@ -21,7 +21,8 @@ class TorchModel:
 
     def _scores(self, X) -> torch.Tensor:
         check_is_fitted(self, "module_")
-        return predict_scores(self.module_, self._inputs(validate_data(self, X, dtype=np.float32, reset=False)))
+        return predict_scores(self.module_, self._inputs(validate_data(self, X, dtype=np.float32, reset=False)),
+                              precision=getattr(self, "precision_", "fp32"))
 
     def decision_function(self, X) -> np.ndarray:
         scores = self._scores(X).cpu().numpy()
@@ -39,7 +40,7 @@ class TorchModel:
         """Result-row fields describing the last fit."""
         r = self.train_result_
         return {"epochs_trained": int(r.epochs_trained), "best_epoch": int(r.best_epoch), "diverged": bool(r.diverged),
-                "converged": not r.diverged}
+                "converged": not r.diverged, "precision": getattr(self, "precision_", "fp32")}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
