@@ -168,11 +168,13 @@ def test_strong_tuning_uses_pooled_balanced_accuracy_and_breaks_ties_in_the_midd
     assert result.params == {"C": result.trials[tied[(len(tied) - 1) // 2]]["C"]} and result.score == max(scores)
     assert tune(est, X, y, groups, "off", recipe="strong").params == {}
     # separable data: every C above a threshold is perfect; the centre of the plateau wins, not
-    # its strongly penalised end (which, reused on a small training subset, predicts one class)
+    # its strongly penalised end (which, reused on a small training subset, predicts one class) —
+    # for a model whose own C is no candidate; one whose own C is on the plateau keeps it
     Xs, ys = _binary(n=120, d=10, shift=6.0, imbalance=0.5)
-    plateau = tune(RidgeLogisticRegression(), Xs, ys, np.arange(120) // 6, "full", recipe="strong")
+    plateau = tune(RidgeLogisticRegression(C=0.5), Xs, ys, np.arange(120) // 6, "full", recipe="strong")
     perfect = [t["C"] for t in plateau.trials if t["score"] == 1.0]
     assert len(perfect) >= 3 and plateau.params["C"] == perfect[(len(perfect) - 1) // 2]
+    assert tune(RidgeLogisticRegression(), Xs, ys, np.arange(120) // 6, "full", recipe="strong").params == {"C": 1.0}
 
 
 class _Scripted(Tunable, BaseEstimator):
