@@ -28,7 +28,8 @@ class Tunable:
         """Candidate parameter sets for a tuning level ("full" or "fast"), preferred first.
 
         Lists run from the most regularised (simplest) model to the least; a tie in the objective
-        goes to the middle of the tied candidates in this order (the centre of a plateau).
+        goes to the model's own parameters when they are a candidate (:meth:`default_candidate`),
+        else to the middle of the tied candidates in this order (the centre of a plateau).
         """
         return [{}]
 
