@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy.optimize import minimize
+from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import check_estimator
 
 import linsig.data.simulate as sim
@@ -17,6 +18,7 @@ from linsig.data.preprocess import preprocess
 from linsig.diagnostics import MESSAGE, undertrained_sentences, undertraining
 from linsig.evaluation import Settings, Unit, evaluate, run_unit
 from linsig.models import FAMILIES, LINEAR_MODELS, get_family, is_linear, make_model
+from linsig.models.base import Tunable
 from linsig.models.linear import LinearSVM, RidgeLogisticRegression
 from linsig.recipes import resolve_tuning
 from linsig.tuning import tune
@@ -166,11 +168,58 @@ def test_strong_tuning_uses_pooled_balanced_accuracy_and_breaks_ties_in_the_midd
     assert result.params == {"C": result.trials[tied[(len(tied) - 1) // 2]]["C"]} and result.score == max(scores)
     assert tune(est, X, y, groups, "off", recipe="strong").params == {}
     # separable data: every C above a threshold is perfect; the centre of the plateau wins, not
-    # its strongly penalised end (which, reused on a small training subset, predicts one class)
+    # its strongly penalised end (which, reused on a small training subset, predicts one class) —
+    # for a model whose own C is no candidate; one whose own C is on the plateau keeps it
     Xs, ys = _binary(n=120, d=10, shift=6.0, imbalance=0.5)
-    plateau = tune(RidgeLogisticRegression(), Xs, ys, np.arange(120) // 6, "full", recipe="strong")
+    plateau = tune(RidgeLogisticRegression(C=0.5), Xs, ys, np.arange(120) // 6, "full", recipe="strong")
     perfect = [t["C"] for t in plateau.trials if t["score"] == 1.0]
     assert len(perfect) >= 3 and plateau.params["C"] == perfect[(len(perfect) - 1) // 2]
+    assert tune(RidgeLogisticRegression(), Xs, ys, np.arange(120) // 6, "full", recipe="strong").params == {"C": 1.0}
+
+
+class _Scripted(Tunable, BaseEstimator):
+    """A model whose inner predictions are written out: sample ``i`` (``X[i, 0] == i``) is predicted
+    right by candidate ``C`` exactly when ``i`` is in ``right[C]``."""
+
+    def __init__(self, C=1.0, right=None):
+        self.C = C
+        self.right = right
+
+    def search_space(self, level, n_samples=None):
+        return [{"C": c} for c in sorted(self.right)]
+
+    def candidate_predictions(self, X_tr, y_tr, g_tr, X_va, y_va, candidates):
+        ids = X_va[:, 0].astype(int)
+        return [(dict(c), np.where(np.isin(ids, list(self.right[c["C"]])), y_va, 1 - y_va)) for c in candidates]
+
+
+def _scripted_search(right, C=1.0):
+    y = np.tile([0, 1], 100)  # 100 samples a class, pooled over three inner folds of whole groups
+    X = np.arange(200, dtype=float)[:, None]
+    return tune(_Scripted(C=C, right=right), X, y, np.arange(200) // 10, "full", recipe="strong")
+
+
+def test_candidates_that_cannot_be_told_apart_leave_the_model_its_own_parameters():
+    """Issue 25, item 6: a best candidate within one paired standard error of the default is noise."""
+    base = set(range(120))  # the default (C = 1) is right on 60 samples of each class
+    # C = 0.01 wins 10 samples the default loses and loses 8 it wins: +2 samples, pooled balanced
+    # accuracy +0.01 against a paired standard error of about 0.02, so the default stays
+    noisy = (base - set(range(112, 120))) | set(range(120, 130))
+    result = _scripted_search({0.01: noisy, 0.1: base - {0, 1}, 1.0: base, 10.0: base - {2, 3}})
+    scores = {t["C"]: t["score"] for t in result.trials}
+    assert scores[0.01] > scores[1.0] == max(s for c, s in scores.items() if c != 0.01)
+    assert result.params == {"C": 1.0} and result.score == scores[1.0]
+    # every candidate predicts alike: the default, not the middle of the tie (C = 0.1 of four)
+    same = _scripted_search({c: base for c in (0.01, 0.1, 1.0, 10.0)})
+    assert same.params == {"C": 1.0}
+    # a clearly better candidate wins: 40 samples more, none lost (+0.2 against an SE of about 0.03)
+    clear = _scripted_search({0.01: base | set(range(120, 160)), 0.1: base, 1.0: base, 10.0: base})
+    assert clear.params == {"C": 0.01}
+    # a model whose own parameters are not a candidate keeps the best, ties to the middle
+    other = _scripted_search({c: base for c in (0.01, 0.1, 1.0, 10.0)}, C=3.0)
+    assert other.params == {"C": 0.1}
+    noisy_other = _scripted_search({0.01: noisy, 0.1: base, 1.0: base, 10.0: base}, C=3.0)
+    assert noisy_other.params == {"C": 0.01}
 
 
 def test_a_search_with_one_candidate_and_no_path_fits_nothing():

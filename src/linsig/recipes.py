@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from linsig.errors import LinsigInputError
 from linsig.models import get_family, is_linear
 from linsig.search import (
+    DEFAULT_WITHIN_SE,
     TuningResult,
     by_mean_loss,
     by_pooled_balanced_accuracy,
@@ -36,7 +37,7 @@ from linsig.search import (
 STRONG_INNER_FOLDS = 3
 # Bumped whenever the strong recipe's training or search changes (same settings, other numbers):
 # it is part of an experiment unit's key, so a resumed run never mixes results of two revisions.
-STRONG_REVISION = 1
+STRONG_REVISION = 2  # 2: a best candidate within one paired SE of the model's own parameters keeps them
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Recipe:
     searched: dict = field(default_factory=lambda: {"lr": (None,)})
     #: the networks' arithmetic when a run does not choose (``linsig.training.PRECISIONS``)
     precision: str = "auto"
+    #: a search keeps the model's own parameters unless a candidate beats them by more than this
+    #: many paired standard errors of pooled balanced accuracy (None: the best always wins)
+    default_within_se: float | None = DEFAULT_WITHIN_SE
 
     # -- models ---------------------------------------------------------------------------------
     def estimator_class(self, model: str) -> type:
@@ -107,7 +111,7 @@ class Recipe:
 
     def choose(self, estimator, X, y, groups, plan, folds, prepare=None) -> TuningResult | None:
         """The winner of ``plan`` on the inner ``folds`` (None: no candidate could be scored)."""
-        return by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare)
+        return by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare, self.default_within_se)
 
     def search_cost(self, estimator, level: str, n_signals: int) -> tuple[int, int, int]:
         """``(candidate runs, inner folds, searches)`` of one unit, for the dry run's plan.

@@ -28,9 +28,24 @@ class Tunable:
         """Candidate parameter sets for a tuning level ("full" or "fast"), preferred first.
 
         Lists run from the most regularised (simplest) model to the least; a tie in the objective
-        goes to the middle of the tied candidates in this order (the centre of a plateau).
+        goes to the model's own parameters when they are a candidate (:meth:`default_candidate`),
+        else to the middle of the tied candidates in this order (the centre of a plateau).
         """
         return [{}]
+
+    def default_candidate(self, plan: list[dict]) -> dict | None:
+        """The candidate of ``plan`` that is this model's own parameters (None: none is).
+
+        The strong search keeps it unless another candidate is better by more than the noise of
+        the comparison (:func:`linsig.search.by_pooled_balanced_accuracy`). A model whose own
+        parameters are not one candidate (a network's training length is a path of epochs) is not
+        held to it.
+        """
+        own = self.get_params()
+        for candidate in plan:
+            if all(k in own and _same(own[k], v) for k, v in candidate.items()):
+                return candidate
+        return None
 
     def candidate_predictions(self, X_tr, y_tr, g_tr, X_va, y_va, candidates: list[dict]) -> list[tuple[dict, np.ndarray]]:
         """``(params, predictions on X_va)`` for every candidate, each fitted on ``(X_tr, y_tr)``.
@@ -55,6 +70,13 @@ class Tunable:
         keys = sorted({k for c in self.search_space("full") for k in c})
         params = self.get_params()
         return {k: params[k] for k in keys if k in params}
+
+
+def _same(a, b) -> bool:
+    """Parameter values equal, floats to rounding (a grid's 1.0 from ``np.logspace``)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return bool(np.isclose(a, b, rtol=1e-9, atol=0.0))
+    return a == b
 
 
 def full_label_set(estimator, y) -> np.ndarray:
