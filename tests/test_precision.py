@@ -96,3 +96,43 @@ def test_the_estimate_calibrates_each_precision_on_its_own():
 
     assert E.fingerprint(1, "cpu", "bf16") != E.fingerprint(1, "cpu", "fp32")
     assert json.dumps(E.fingerprint(1, "cpu", "bf16"), sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Batch norm's statistics for prediction (issue 25, item 3)
+# --------------------------------------------------------------------------------------------
+
+def test_batch_norm_statistics_are_those_of_the_training_data_without_dropout():
+    from linsig.models.networks import build_network
+    from linsig.models.strong_networks import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    net = build_network("mlp5", 16, 2, 0.5, packed_dropout=True)
+    X = torch.rand(300, 16)
+    net.train()
+    for _ in range(5):
+        net(X[torch.randperm(300)[:32]])  # running statistics collected with dropout on
+    recalibrate_batch_norm(net, X)
+    assert net.training and net[1].momentum == 0.1  # the module's own state is given back
+    # the first batch norm sees the first linear layer's output: its statistics are exactly X's
+    with torch.no_grad():
+        h = net[0](X)
+    assert torch.allclose(net[1].running_mean, h.mean(0), atol=1e-6)
+    assert torch.allclose(net[1].running_var, h.var(0, unbiased=True), rtol=1e-4)
+    # the next one sees the activations without dropout (normalised by the batch's statistics)
+    with torch.no_grad():
+        a = torch.relu(torch.nn.functional.batch_norm(h, None, None, net[1].weight, net[1].bias, training=True))
+        deeper = net[4](a)
+    assert torch.allclose(net[5].running_mean, deeper.mean(0), atol=1e-5)
+    assert torch.allclose(net[5].running_var, deeper.var(0, unbiased=True), rtol=1e-4)
+
+
+def test_a_fitted_mlp5_predicts_with_recalibrated_statistics():
+    from linsig.models.strong_networks import recalibrate_batch_norm
+
+    X = np.random.default_rng(0).random((200, 24), dtype=np.float32)
+    y = np.arange(200) % 2
+    m = make_model("mlp5", "strong", max_epochs=3, random_state=0, classes=np.arange(2)).fit(X, y)
+    before = m.module_[5].running_var.clone()
+    recalibrate_batch_norm(m.module_, m._inputs(X))  # again: nothing left to change
+    assert torch.allclose(m.module_[5].running_var, before)

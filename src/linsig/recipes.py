@@ -37,7 +37,9 @@ from linsig.search import (
 STRONG_INNER_FOLDS = 3
 # Bumped whenever the strong recipe's training or search changes (same settings, other numbers):
 # it is part of an experiment unit's key, so a resumed run never mixes results of two revisions.
-STRONG_REVISION = 2  # 2: a best candidate within one paired SE of the model's own parameters keeps them
+# 2: a best candidate within one paired SE of the model's own parameters keeps them;
+# 3: batch norm's statistics re-estimated without dropout before every prediction (mlp5)
+STRONG_REVISION = 3
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,11 @@ What changes against the paper's training, and why (measured, see ``docs/method.
   of all inner validation folds (every training sample is scored once), not by the noisy loss of
   ~20 held-out samples that stopped the paper's runs at epochs 13–14 or let them hit the cap.
 
+* **Batch norm's statistics re-estimated without dropout** before a network predicts (``mlp5``;
+  also in the search's every-epoch scoring): the running statistics collected while dropout is on
+  left ``mlp5`` predicting one class after linear removal on small training sets
+  (:func:`recalibrate_batch_norm`).
+
 Inputs are used as given (0–1 scaled genes): centring them hurt ``mlp3`` on ALL sex (0.91 → 0.78
 balanced accuracy) while it helped only learning rates that the search discards anyway.
 """
@@ -38,7 +43,7 @@ from linsig.metrics import balanced_accuracy
 from linsig.models.base import Tunable, full_label_set
 from linsig.models.networks import build_network
 from linsig.models.torch_model import TorchModel
-from linsig.training import TrainConfig, TrainResult, predict_scores, resolve_device, resolve_precision, train
+from linsig.training import TrainConfig, TrainResult, autocast, predict_scores, resolve_device, resolve_precision, train
 
 STEPS_PER_EPOCH = 8
 MIN_BATCH, MAX_BATCH = 8, 128
@@ -81,6 +86,41 @@ EARLIEST_STOP = 0.3
 # mlp3 cut at 45 / 55 epochs 0.868 / 0.890 (sd over states 0.047 / 0.026), cooled down 0.890 /
 # 0.893 (0.025 / 0.028); mlp5 (seeds 0-4, 45 epochs) cut 0.846, cooled down 0.870.
 COOLDOWN = 0.2
+# Batch norm's statistics are re-estimated after training, from at most this many training
+# samples with dropout off (below).
+RECALIBRATION_SAMPLES = 1024
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(module: torch.nn.Module, X: torch.Tensor, precision: str = "fp32") -> None:
+    """Re-estimate every batch norm's running mean and variance on ``X`` with dropout off.
+
+    The paper's ``mlp5`` puts dropout before each following linear layer and batch norm: the
+    running variance is collected while dropout doubles the surviving activations, and prediction
+    runs without dropout, so the statistics used at prediction are those of another distribution
+    (Li et al., CVPR 2019, "variance shift"). Where the classes differ in the spread of the
+    activations — the signal left after linear removal — that shift alone pushed every prediction
+    to one class: mixed simulation after removal, 266 training samples, lr 3e-4, scores 0.50 on
+    the held-out fold at every epoch with the running statistics and 1.00 from epoch 5 with
+    statistics re-estimated this way (training accuracy with the running statistics: 0.50–0.96).
+    One forward pass over training samples; networks without batch norm are left as they are.
+    """
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = module.training
+    momenta = [m.momentum for m in norms]
+    module.eval()  # dropout off
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the passes below
+        m.train()
+    for start in range(0, X.shape[0], RECALIBRATION_SAMPLES):
+        with autocast(precision, X.device):
+            module(X[start:start + RECALIBRATION_SAMPLES])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    module.train(was_training)
 
 
 def auto_batch_size(n_samples: int) -> int:
@@ -213,8 +253,10 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
         """Train for ``epochs`` (default: the whole schedule); ``groups`` are not needed."""
         X, y = self._start(X, y)
         epochs = self.max_epochs if self.epochs is None else min(int(self.epochs), int(self.max_epochs))
-        self.train_result_: TrainResult = train(self.module_, self._inputs(X), self._codes(y), len(self.classes_),
+        inputs = self._inputs(X)
+        self.train_result_: TrainResult = train(self.module_, inputs, self._codes(y), len(self.classes_),
                                                 self._config(len(y), epochs))
+        recalibrate_batch_norm(self.module_, inputs, self.precision_)
         return self
 
     # -- tuning protocol ---------------------------------------------------------------------
@@ -252,7 +294,13 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
             history: list[np.ndarray] = []
             best = {"loss": math.inf, "accuracy": -1.0, "epoch": 0, "perfect": 0}
 
+            inputs = model._inputs(X)
+            # the statistics every prediction is made with: re-estimated as after a fit (a sample
+            # of the inner training part: one forward pass of at most RECALIBRATION_SAMPLES)
+            calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:RECALIBRATION_SAMPLES].to(inputs.device)]
+
             def monitor(epoch, module):
+                recalibrate_batch_norm(module, calibration, model.precision_)
                 scores = predict_scores(module, Xv, precision=model.precision_)
                 history.append(model.classes_[scores.argmax(dim=1).cpu().numpy()])
                 loss = float(torch.nn.functional.cross_entropy(scores, codes))
@@ -267,7 +315,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
                 return (not math.isfinite(loss) or best["perfect"] >= PERFECT_EPOCHS
                         or epoch - max(best["epoch"], no_stop_before) >= patience)
 
-            train(model.module_, model._inputs(X), model._codes(y), len(model.classes_), config, monitor=monitor)
+            train(model.module_, inputs, model._codes(y), len(model.classes_), config, monitor=monitor)
             out += [({**params, "epochs": epoch}, predictions) for epoch, predictions in enumerate(history, 1)]
         return out
 
