@@ -54,10 +54,10 @@ def one_unit(args) -> None:
     task = make_task(ad.read_h5ad(args.data), "label", "group")
     settings = Settings(models=tuple(args.models.split(",")), seeds=(args.seed,), n_folds=5,
                         signals=("none", "removed"))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rows = run_unit(task, Unit(args.model, args.seed, args.fold), settings)
-    seconds = time.perf_counter() - start
-    Path(args.out).write_text(json.dumps({"seconds": seconds, "linsig": str(Path(linsig.__file__).parent),
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    Path(args.out).write_text(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "linsig": str(Path(linsig.__file__).parent),
                                           "rows": rows}, default=str))
 
 
@@ -88,7 +88,7 @@ def _load(folder: Path):
     for f in sorted(folder.glob("*.json")):
         got = json.loads(f.read_text())
         frames.append(pd.DataFrame(got["rows"]))
-        seconds[f.stem] = got["seconds"]
+        seconds[f.stem] = (got["seconds"], got.get("cpu_seconds", float("nan")))
     return pd.concat(frames, ignore_index=True), seconds
 
 
@@ -96,11 +96,11 @@ def compare(args) -> None:
     before, t_before = _load(Path(args.before))
     now, t_now = _load(Path(args.now))
     common = sorted(set(t_before) & set(t_now))
-    print("unit                wall before (s)   now (s)   ratio")
-    for unit in common:
-        print(f"{unit:20} {t_before[unit]:14.1f} {t_now[unit]:9.1f} {t_before[unit] / t_now[unit]:7.2f}×")
-    total_b, total_n = sum(t_before[u] for u in common), sum(t_now[u] for u in common)
-    print(f"{'all':20} {total_b:14.1f} {total_n:9.1f} {total_b / total_n:7.2f}×")
+    print("unit                 wall before (s)   now (s)   ratio   CPU before (s)   now (s)   ratio")
+    for unit in common + ["all"]:
+        (wb, cb), (wn, cn) = ((sum(t[u][i] for u in common) for i in (0, 1)) for t in (t_before, t_now)) \
+            if unit == "all" else (t_before[unit], t_now[unit])
+        print(f"{unit:20} {wb:15.1f} {wn:9.1f} {wb / wn:6.2f}×  {cb:15.1f} {cn:9.1f} {cb / cn:6.2f}×")
     key = ["model", "seed", "fold", "signal", "train_fraction"]
     ok = lambda df: df[df.status == "ok"].set_index(key)["balanced_accuracy"]
     joined = ok(before).to_frame("before").join(ok(now).to_frame("now"), how="inner")

@@ -5,8 +5,9 @@
 
 ``steps`` times linsig's own fits (``train``: the strong recipe's AdamW step at batches of
 ⌈n/8⌉, the paper's Adam step at batches of 16 with clipping), fp32 and bf16 alternating, one
-thread, freed memory kept as in a run. ``accuracy`` runs real units (nested search, outer fit)
-on the same folds in both precisions and prints the balanced accuracy per seed.
+thread, freed memory kept as in a run. ``accuracy`` runs real units on the same folds in both
+precisions (by default untuned, the recipe's own learning rate over the whole schedule, so that
+only the arithmetic differs) and prints the balanced accuracy per seed.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def accuracy(args) -> None:
                         got = {}
                         for precision in ("fp32", "bf16"):
                             s = Settings(models=(model,), seeds=(seed,), n_folds=5, fractions=(1.0,), signals=signals,
-                                         recipe=recipe, tuning="fast", precision=precision)
+                                         recipe=recipe, tuning=args.tuning, max_epochs=args.epochs, precision=precision)
                             start = time.perf_counter()
                             rows = run_unit(task, Unit(model, seed, fold), s)
                             got[precision] = ({r["signal"]: r["balanced_accuracy"] for r in rows}, time.perf_counter() - start)
@@ -113,6 +114,9 @@ def main() -> None:
     ac.add_argument("--recipes", nargs="+", default=["strong", "paper"])
     ac.add_argument("--seeds", type=int, default=5)
     ac.add_argument("--folds", type=int, nargs="+", default=[0])
+    ac.add_argument("--tuning", default="off", help="off (default): the recipe's own parameters, so only the "
+                    "arithmetic differs; fast/full: each precision runs its own search")
+    ac.add_argument("--epochs", type=int, default=30)
     args = p.parse_args()
     steps(args) if args.command == "steps" else accuracy(args)
 
