@@ -263,7 +263,9 @@ def _calibrate_one(model: str, settings, recipe, device: str) -> tuple[float, fl
                 n_val = n // 4
                 fit_w = fit_work(model, settings, n - n_val, d, 2, n_val, n, CALIBRATION_EPOCHS)
                 best = math.inf
-                for _ in range(2 if timed_search else 1):  # the faster of two: load only ever slows a fit down
+                # the faster of two: load only ever slows a fit down, and a network's first fit of a
+                # shape also builds its kernels (bf16: oneDNN compiles one per shape, ~10× a step)
+                for _ in range(2 if timed_search or network else 1):
                     start = time.perf_counter()
                     estimator.fit(X[n_val:], y[n_val:]).predict(X[:n_val])
                     best = min(best, time.perf_counter() - start)

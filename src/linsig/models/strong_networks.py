@@ -106,7 +106,7 @@ def recalibrate_batch_norm(module: torch.nn.Module, X: torch.Tensor, precision: 
     One forward pass over training samples; networks without batch norm are left as they are.
     """
     norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
+    if not norms or X.shape[0] < 2:  # one sample has no variance: keep what training measured
         return
     was_training = module.training
     momenta = [m.momentum for m in norms]
@@ -115,9 +115,10 @@ def recalibrate_batch_norm(module: torch.nn.Module, X: torch.Tensor, precision: 
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the passes below
         m.train()
-    for start in range(0, X.shape[0], RECALIBRATION_SAMPLES):
+    # near-equal chunks, so that none is a single sample (batch norm cannot normalise one)
+    for chunk in torch.tensor_split(X, math.ceil(X.shape[0] / RECALIBRATION_SAMPLES)):
         with autocast(precision, X.device):
-            module(X[start:start + RECALIBRATION_SAMPLES])
+            module(chunk)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     module.train(was_training)
