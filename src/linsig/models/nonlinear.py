@@ -306,24 +306,32 @@ def bin_codes(X: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return codes
 
 
-def bin_edges(X: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The thresholds scikit-learn's binner would end up with, given the codes of ``X`` at ``edges``.
+def booster_bins(X: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The thresholds scikit-learn's binner would end up with, given the codes of ``X`` at ``edges``,
+    and the bins of ``X`` at them: ``(thresholds, bins)``.
 
     Handed codes, ``HistGradientBoostingClassifier`` bins them again: one bin per distinct code of
     its training data, with thresholds at the midpoints between consecutive distinct codes. A value
     whose code is ``c`` lies at or below the midpoint ``t`` exactly when ``x ≤ edges[⌊t⌋]``, so these
-    edges (one per midpoint, padded with +inf to the shape of ``edges``) give each value the
-    bin scikit-learn would give its code: training data of each feature fill bins 0 … k − 1.
+    thresholds (one per midpoint, padded with +inf to the shape of ``edges``) give each value the
+    bin scikit-learn would give its code: the values of ``X`` fill bins 0 … k − 1 of each feature.
     """
-    codes = bin_codes(X, edges).astype(np.intp)
+    codes = bin_codes(X, edges).astype(np.intp)  # in [0, n_codes)
     n_codes, n_features = edges.shape[0] + 1, edges.shape[1]
+    columns = np.arange(n_features)
     present = np.zeros((n_codes, n_features), dtype=bool)
-    present[codes, np.arange(n_features)] = True
+    present[codes, columns] = True
     # the distinct codes of each feature, ascending, then n_codes as padding
     distinct = np.sort(np.where(present, np.arange(n_codes)[:, None], n_codes), axis=0)
     valid = distinct[1:] < n_codes  # a midpoint between two distinct codes
     middle = np.minimum((distinct[:-1] + distinct[1:]) // 2, n_codes - 2)
-    return np.where(valid, edges[middle, np.arange(n_features)], np.inf)
+    flat = (columns * edges.shape[0]).astype(np.intp)  # row starts in the transposed tables
+    thresholds = np.where(valid, np.take(np.ascontiguousarray(edges.T).ravel(), middle + flat), np.inf)
+    # a training value's bin: the rank of its code among the feature's distinct codes (one gather
+    # from a table per feature, instead of a second search)
+    rank = np.cumsum(present, axis=0, dtype=np.int16) - 1
+    index = codes.astype(np.intp, copy=False) + columns * n_codes
+    return thresholds, np.take(np.ascontiguousarray(rank.T, dtype=np.float32).ravel(), index)
 
 
 class _PrebinnedBooster(HistGradientBoostingClassifier):
@@ -393,13 +401,18 @@ class GradientBoostedTrees(_Classifier):
         instead of 500, at the same accuracy (1.00), and changed nothing on ALL sex.
     fallback_iter : int
         Boosting rounds when nothing can be held out.
+    max_features : float
+        Share of the features each split considers (scikit-learn's per-split feature subsampling).
+        Finding splits over all 5,000 genes was most of a fit; 0.2 made fits at 1,000 × 5,000 and
+        1,000 × 1,000 1.5–3× faster at the same held-out balanced accuracy (``benchmarks/bench_trees.py``,
+        docs/performance.md). 1.0 is the booster before issue 25.
     classes, random_state, threads :
         The common interface; ``threads`` bounds the OpenMP threads of fit and predict.
     """
 
     def __init__(self, max_leaf_nodes=7, min_samples_leaf=5, l2_regularization=1.0, learning_rate=0.1, max_bins=255,
                  max_iter=500, n_iter_no_change=15, tol=1e-3, validation_fraction=0.2, fallback_iter=100,
-                 max_features=1.0, classes=None, random_state=0, threads=1):
+                 max_features=0.2, classes=None, random_state=0, threads=1):
         self.max_features = max_features
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
@@ -438,9 +451,8 @@ class GradientBoostedTrees(_Classifier):
         else:
             fit_idx, holdout_idx = split
         X_fit = X[fit_idx]
-        edges = bin_edges(X_fit, quantile_edges(X_fit, int(self.max_bins)))
-        return _Binned(y, fit_idx, holdout_idx, split is not None, edges,
-                       bin_codes(X_fit, edges), bin_codes(X[holdout_idx], edges))
+        edges, fit_codes = booster_bins(X_fit, quantile_edges(X_fit, int(self.max_bins)))
+        return _Binned(y, fit_idx, holdout_idx, split is not None, edges, fit_codes, bin_codes(X[holdout_idx], edges))
 
     def fit(self, X, y, groups=None):
         return self._fit_binned(self._prepare(X, y, groups))
