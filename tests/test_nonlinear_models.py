@@ -283,8 +283,8 @@ def _binned_by_scikit_learn(model, X, y, X_test):
     edges = quantile_edges(X[model.fit_idx_], model.max_bins)
     booster = HistGradientBoostingClassifier(
         learning_rate=model.learning_rate, max_leaf_nodes=model.max_leaf_nodes, min_samples_leaf=model.min_samples_leaf,
-        l2_regularization=model.l2_regularization, max_bins=model.max_bins, class_weight="balanced",
-        random_state=model.random_state)
+        l2_regularization=model.l2_regularization, max_bins=model.max_bins, max_features=model.max_features,
+        class_weight="balanced", random_state=model.random_state)
     if model.holdout_idx_.size == 0:
         booster.set_params(max_iter=model.fallback_iter, early_stopping=False).fit(bin_codes(X, edges), y)
     else:
@@ -298,7 +298,8 @@ def _binned_by_scikit_learn(model, X, y, X_test):
 
 
 @pytest.mark.parametrize("case", ["continuous", "ties", "few samples", "no holdout", "three classes"])
-def test_gbdt_on_its_own_bins_predicts_as_scikit_learn_binning_the_codes(case):
+@pytest.mark.parametrize("max_features", [1.0, 0.2])
+def test_gbdt_on_its_own_bins_predicts_as_scikit_learn_binning_the_codes(case, max_features):
     n = 60 if case == "few samples" else 300
     X, y = xor_like(n, seed=11, n_noise=6)
     if case == "ties":
@@ -309,7 +310,7 @@ def test_gbdt_on_its_own_bins_predicts_as_scikit_learn_binning_the_codes(case):
     groups = np.arange(n) % 3 if case == "no holdout" else None
     X_test = np.random.default_rng(1).standard_normal((200, X.shape[1])) * 2  # values beyond the training range too
     X_test[:50] = X[:50] + 1e-3
-    model = GradientBoostedTrees(max_iter=60, n_iter_no_change=5).fit(X, y, groups=groups)
+    model = GradientBoostedTrees(max_iter=60, n_iter_no_change=5, max_features=max_features).fit(X, y, groups=groups)
     booster, expected = _binned_by_scikit_learn(model, X, y, X_test)
     assert model.n_iter_ == booster.n_iter_
     np.testing.assert_array_equal(model.predict_proba(X_test), expected)
