@@ -137,10 +137,18 @@ def run(args) -> pd.DataFrame:
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, signal mode and variant: median and fastest fit, the median of the speed-up over
+    the same family's ``before`` on the same fit (run back to back), mean and lowest balanced accuracy."""
+    df = df.copy()
+    df["family"] = df.variant.str.split("-").str[0]
+    keys = ["dataset", "seed", "fold", "signal", "family"]
+    before = df[df.variant.str.split(":").str[0].str.endswith("-before")].set_index(keys).seconds.rename("before")
+    df = df.join(before, on=keys)
+    df["speedup"] = df.before / df.seconds
     g = df.groupby(["dataset", "signal", "variant"], sort=False)
     return pd.DataFrame({"fits": g.size(), "seconds_median": g.seconds.median(), "seconds_min": g.seconds.min(),
-                         "balanced_accuracy": g.balanced_accuracy.mean(), "ba_min": g.balanced_accuracy.min(),
-                         "load": g.load.mean()}).reset_index()
+                         "speedup_median": g.speedup.median(), "balanced_accuracy": g.balanced_accuracy.mean(),
+                         "ba_min": g.balanced_accuracy.min(), "load": g.load.mean()}).reset_index()
 
 
 def main() -> None:
@@ -151,11 +159,15 @@ def main() -> None:
     parser.add_argument("--signals", default="none,removed")
     parser.add_argument("--before", default="c8be29f", help="commit of the 'before' classes")
     parser.add_argument("--out", default="bench-trees")
+    parser.add_argument("--summarise", help="comma-separated fits.csv files of earlier runs: only their summary")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    df = run(args)
-    df.to_csv(out / "fits.csv", index=False)
+    if args.summarise:
+        df = pd.concat([pd.read_csv(path) for path in args.summarise.split(",")], ignore_index=True)
+    else:
+        df = run(args)
+        df.to_csv(out / "fits.csv", index=False)
     table = summary(df)
     table.to_csv(out / "summary.csv", index=False)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

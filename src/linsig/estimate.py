@@ -14,7 +14,8 @@ under-training, the converged ``logreg``'s own search and fits. Each fit costs
   epoch budget, times the share of it their runs last (:data:`EFFORT`: early stopping);
 * ``rbf_svm``: ``n² · d`` (the kernel); ``knn``: ``n_train · n_val · d`` (the neighbour query);
 * ``gbdt``: ``(n · d)^½`` (histograms cost n · d per round, but early stopping ends runs on larger
-  data sooner); ``rf``: ``trees · n · log₂ n · features per split``.
+  data sooner); ``rf``: ``trees · n · log₂ n · features per split`` (200 trees: the whole forest,
+  as calibrated; :data:`EFFORT` holds the share it grows before its out-of-bag votes hold).
 
 Per signal mode a family spends a measured share of that (:data:`EFFORT`: the networks stop
 early on the data as given, solvers work harder after linear signal removal).

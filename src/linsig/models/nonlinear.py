@@ -12,8 +12,10 @@ weights (the harness scores balanced accuracy) and a ``threads`` bound on the CP
 * ``knn`` — :class:`BalancedKNN`: Euclidean k nearest neighbours, votes weighted by inverse
   training class frequency.
 * ``gbdt`` — :class:`GradientBoostedTrees`: ``HistGradientBoostingClassifier`` early-stopped on a
-  group-wise held-out part of the training data.
-* ``rf`` — :class:`RandomForest`: 200 trees, balanced bootstrap class weights.
+  group-wise held-out part of the training data, on features it bins once (a search's candidates
+  share the bins), each split considering 20 % of them.
+* ``rf`` — :class:`RandomForest`: up to 200 trees, balanced bootstrap class weights; stops
+  growing once its out-of-bag votes hold.
 """
 
 from __future__ import annotations
@@ -387,6 +389,10 @@ class GradientBoostedTrees(_Classifier):
     for one fit at 1,000 × 5,000, where the whole fit now takes 3–6 s. Given at most ``max_bins`` distinct values per feature it
     keeps them as its bins, so the trees split at unweighted quantiles, as scikit-learn's binning
     without weights does (up to rounding of a quantile that falls exactly between two samples).
+    The booster is handed those bins as they are (:func:`booster_bins`, :class:`_PrebinnedBooster`)
+    instead of codes that scikit-learn would bin once more (one bin per distinct code): the same
+    trees and predictions, 2–2.5 s less per fit at 1,000 × 5,000; a search's candidates share one
+    holdout and one binning (:meth:`candidate_predictions`).
 
     Parameters
     ----------
