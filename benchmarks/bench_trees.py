@@ -130,6 +130,7 @@ def run(args) -> pd.DataFrame:
                         rows.append({"dataset": spec, "seed": seed, "fold": fold, "signal": mode, "variant": variant,
                                      "n_train": len(tr), "genes": X.shape[1], "seconds": seconds,
                                      "balanced_accuracy": balanced_accuracy_score(y[te], pred),
+                                     "iterations": int(getattr(model, "n_iter_", getattr(model, "n_estimators", 0))),
                                      "load": os.getloadavg()[0]})
                         print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                        for k, v in rows[-1].items()), flush=True)
