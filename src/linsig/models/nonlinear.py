@@ -409,9 +409,12 @@ class GradientBoostedTrees(_Classifier):
         Boosting rounds when nothing can be held out.
     max_features : float
         Share of the features each split considers (scikit-learn's per-split feature subsampling).
-        Finding splits over all 5,000 genes was most of a fit; 0.2 made fits at 1,000 × 5,000 and
-        1,000 × 1,000 1.5–3× faster at the same held-out balanced accuracy (``benchmarks/bench_trees.py``,
-        docs/performance.md). 1.0 is the booster before issue 25.
+        Finding splits over all 5,000 genes was most of a fit; 0.2 made fits of 800 samples (1,000 and
+        5,000 genes) 1.3–3.6× faster than 1.0, at the same held-out balanced accuracy on `mixed`, the same
+        or higher on ALL, 1–5 of 200 samples lower on one split of uniform noise data
+        (``benchmarks/bench_trees.py``, docs/performance.md). It boosts more rounds, so small training
+        sets can take longer (200 samples × 1,000 genes: 0.8–1.0 s against 0.6 s). 1.0 is the
+        booster before issue 25.
     classes, random_state, threads :
         The common interface; ``threads`` bounds the OpenMP threads of fit and predict.
     """
