@@ -6,11 +6,12 @@ from unittest import mock
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from sklearn.utils.estimator_checks import check_estimator
 from threadpoolctl import threadpool_info
@@ -274,6 +275,95 @@ def test_gbdt_bins_at_unweighted_quantiles():
         np.testing.assert_allclose(quantile_edges(column, 5),
                                    np.quantile(column, [0.2, 0.4, 0.6, 0.8], axis=0, method="averaged_inverted_cdf"))
     np.testing.assert_allclose(quantile_edges(np.arange(10.0)[:, None], 5)[:, 0], [1.5, 3.5, 5.5, 7.5])
+
+
+def _binned_by_scikit_learn(model, X, y, X_test):
+    """The pipeline before issue 25 (lever 4): codes at the fit part's quantile edges, binned again
+    by scikit-learn (one bin per distinct code) — what the booster fitted on pre-binned codes must equal."""
+    edges = quantile_edges(X[model.fit_idx_], model.max_bins)
+    booster = HistGradientBoostingClassifier(
+        learning_rate=model.learning_rate, max_leaf_nodes=model.max_leaf_nodes, min_samples_leaf=model.min_samples_leaf,
+        l2_regularization=model.l2_regularization, max_bins=model.max_bins, max_features=model.max_features,
+        class_weight="balanced", random_state=model.random_state)
+    if model.holdout_idx_.size == 0:
+        booster.set_params(max_iter=model.fallback_iter, early_stopping=False).fit(bin_codes(X, edges), y)
+    else:
+        y_ho = y[model.holdout_idx_]
+        booster.set_params(max_iter=model.max_iter, early_stopping=True, scoring="loss",
+                           n_iter_no_change=model.n_iter_no_change, tol=model.tol, validation_fraction=None)
+        booster.fit(bin_codes(X[model.fit_idx_], edges), y[model.fit_idx_],
+                    X_val=bin_codes(X[model.holdout_idx_], edges), y_val=y_ho,
+                    sample_weight_val=compute_sample_weight("balanced", y_ho))
+    return booster, booster.predict_proba(bin_codes(X_test, edges))
+
+
+@pytest.mark.parametrize("case", ["continuous", "ties", "few samples", "no holdout", "three classes"])
+@pytest.mark.parametrize("max_features", [1.0, 0.2])
+def test_gbdt_on_its_own_bins_predicts_as_scikit_learn_binning_the_codes(case, max_features):
+    n = 60 if case == "few samples" else 300
+    X, y = xor_like(n, seed=11, n_noise=6)
+    if case == "ties":
+        X[:, 2:] = np.round(X[:, 2:], 1)  # few distinct values, codes with gaps
+        X[:, -1] = 0.0  # and a constant feature
+    if case == "three classes":
+        y = np.where(X[:, 3] > 0.5, 2, y)
+    groups = np.arange(n) % 3 if case == "no holdout" else None
+    X_test = np.random.default_rng(1).standard_normal((200, X.shape[1])) * 2  # values beyond the training range too
+    X_test[:50] = X[:50] + 1e-3
+    model = GradientBoostedTrees(max_iter=60, n_iter_no_change=5, max_features=max_features).fit(X, y, groups=groups)
+    booster, expected = _binned_by_scikit_learn(model, X, y, X_test)
+    assert model.n_iter_ == booster.n_iter_
+    np.testing.assert_array_equal(model.predict_proba(X_test), expected)
+    np.testing.assert_array_equal(model.predict(X_test), booster.classes_[np.argmax(expected, axis=1)])
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gbdt_candidates_share_one_binning_and_match_one_fit_per_candidate(n_classes):
+    X, y = xor_like(240, seed=12)
+    y = np.where(X[:, 2] > 1.0, 2, y) if n_classes == 3 else y
+    groups = np.arange(240) // 4
+    X_tr, y_tr, g_tr, X_va, y_va = X[:180], y[:180], groups[:180], X[180:], y[180:]
+    model = GradientBoostedTrees(max_iter=80)
+    candidates = model.search_space("full")
+    with mock.patch("linsig.models.nonlinear.quantile_edges", side_effect=quantile_edges) as edges:
+        shared = model.candidate_predictions(X_tr, y_tr, g_tr, X_va, y_va, candidates)
+    assert edges.call_count == 1
+    separate = Tunable.candidate_predictions(model, X_tr, y_tr, g_tr, X_va, y_va, candidates)
+    assert [p for p, _ in shared] == candidates
+    for (_, a), (_, b) in zip(shared, separate):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------- rf
+
+
+def _sklearn_forest(n_estimators, X, y, seed=0):
+    return RandomForestClassifier(n_estimators=n_estimators, max_features=0.1, class_weight="balanced_subsample",
+                                  n_jobs=1, random_state=seed).fit(X.astype(np.float32), y)
+
+
+def test_rf_stops_growing_once_the_out_of_bag_votes_hold_and_keeps_the_first_trees():
+    rng = np.random.default_rng(13)
+    y = rng.permutation(np.arange(200) % 2)
+    X = rng.standard_normal((200, 40))
+    X[:, :10] += 4.0 * y[:, None]  # separable on a quarter of the features: the votes settle early
+    X_test = np.random.default_rng(2).standard_normal((300, X.shape[1])) * 3
+    model = RandomForest(random_state=3).fit(X, y)
+    assert model.n_iter_ in (75, 100, 125, 150, 175) and len(model.model_.estimators_) == model.n_iter_
+    assert model.fit_summary()["epochs_trained"] == model.n_iter_
+    # exactly the forest of that many trees with the same seed (warm_start's trees are its prefix)
+    reference = _sklearn_forest(model.n_iter_, X, y, seed=3)
+    np.testing.assert_array_equal(model.predict_proba(X_test), reference.predict_proba(X_test.astype(np.float32)))
+
+
+def test_rf_grows_every_tree_where_the_votes_still_move_or_without_a_plateau():
+    rng = np.random.default_rng(14)
+    X, y = rng.standard_normal((200, 30)), rng.permutation(np.arange(200) % 2)  # no signal: votes keep flipping
+    X_test = rng.standard_normal((100, 30))
+    for model in (RandomForest(random_state=1).fit(X, y), RandomForest(random_state=1, plateau_trees=None).fit(X, y)):
+        assert model.n_iter_ == 200
+        np.testing.assert_array_equal(model.predict_proba(X_test),
+                                      _sklearn_forest(200, X, y, seed=1).predict_proba(X_test.astype(np.float32)))
 
 
 # -------------------------------------------------------------------------------------- threads
