@@ -91,7 +91,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
             weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size), patience=int(self.patience),
             clip_grad_norm=self.clip_grad_norm, loss=self.loss, seed=int(self.random_state or 0),
-            precision=self.precision_,
+            precision=getattr(self, "precision_", "fp32"),  # set by a fit
         )
 
     # -- scikit-learn API --------------------------------------------------------------------

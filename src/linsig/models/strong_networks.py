@@ -230,7 +230,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
             seed=int(self.random_state or 0), optimizer="adamw", schedule="cosine",
             planned_epochs=int(self.max_epochs),
             min_steps_per_epoch=int(self.steps_per_epoch or auto_steps_per_epoch(n, batch)),
-            cooldown_epochs=cooldown, precision=self.precision_,
+            cooldown_epochs=cooldown, precision=getattr(self, "precision_", "fp32"),  # set by a fit
         )
 
     def _start(self, X, y):
