@@ -52,8 +52,9 @@ def one_unit(args) -> None:
     from linsig.tasks import make_task
 
     task = make_task(ad.read_h5ad(args.data), "label", "group")
+    extra = {"precision": args.precision} if args.precision else {}  # older trees have no such setting
     settings = Settings(models=tuple(args.models.split(",")), seeds=(args.seed,), n_folds=5,
-                        signals=("none", "removed"))
+                        signals=("none", "removed"), **extra)
     start, cpu = time.perf_counter(), time.process_time()
     rows = run_unit(task, Unit(args.model, args.seed, args.fold), settings)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -73,7 +74,8 @@ def run(args) -> None:
                 continue
             start = time.perf_counter()
             subprocess.run([sys.executable, __file__, "unit", "--data", args.data, "--model", model,
-                            "--models", args.models, "--seed", str(seed), "--fold", str(fold), "--out", str(target)],
+                            "--models", args.models, "--seed", str(seed), "--fold", str(fold), "--out", str(target)]
+                           + (["--precision", args.precision] if args.precision else []),
                            env=env, check=True)
             with open("/proc/loadavg") as fh:
                 load = fh.read().split()[0]
@@ -129,12 +131,14 @@ def main() -> None:
         u.add_argument(name, required=True)
     u.add_argument("--seed", type=int, default=0)
     u.add_argument("--fold", type=int, default=0)
+    u.add_argument("--precision", default=None)
     r = sub.add_parser("run")
     r.add_argument("--tree", required=True, help="the src/ folder of the checkout to measure")
     r.add_argument("--label", required=True)
     r.add_argument("--data", required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--models", default=",".join(MODELS))
+    r.add_argument("--precision", default=None, help="--precision of the run (default: the tree's own default)")
     r.add_argument("--units", type=lambda s: [tuple(map(int, u.split(":"))) for u in s.split(",")], default=[(0, 0)],
                    help="seed:fold pairs, comma-separated (default 0:0)")
     c = sub.add_parser("compare")

@@ -59,7 +59,7 @@ class Settings:
     device: str = "auto"
     # The networks' arithmetic: "fp32", "bf16" (bfloat16 matrix products, float32 weights) or
     # "auto" (bf16 where the hardware is fast at it, resolved on the machine that trains).
-    # None: the recipe's default (strong auto, paper fp32: its results stay bit for bit).
+    # None: the recipe's default (fp32 for both: bit for bit as before, the same on every CPU).
     precision: str | None = None
     lr: float | None = None  # used when tuning is off (None: each model's default)
     weight_decay: float | None = None  # used when tuning is off (None: paper 0, strong the model's default)

@@ -62,8 +62,11 @@ class Recipe:
     revision: int | None = None
     #: settings its searches choose, with the values that mean "not given" (a given one would be ignored)
     searched: dict = field(default_factory=lambda: {"lr": (None,)})
-    #: the networks' arithmetic when a run does not choose (``linsig.training.PRECISIONS``)
-    precision: str = "auto"
+    #: the networks' arithmetic when a run does not choose (``linsig.training.PRECISIONS``). fp32
+    #: for both recipes: bf16 was 1.6–1.8× faster per step at 5,000 genes but lower by 0.01–0.02
+    #: balanced accuracy in 8 of 12 seed-paired comparisons (docs/performance.md), and a default
+    #: that follows the hardware would make the same command give other numbers on another CPU
+    precision: str = "fp32"
     #: a search keeps the model's own parameters unless a candidate beats them by more than this
     #: many paired standard errors of pooled balanced accuracy (None: the best always wins)
     default_within_se: float | None = DEFAULT_WITHIN_SE
@@ -152,7 +155,6 @@ class PaperRecipe(Recipe):
     estimators: str = "paper"
     tunes_per_signal: bool = False
     reference: str | None = "strong"
-    precision: str = "fp32"  # the paper's arithmetic: its results stay bit for bit
     # 0.0 is the weight decay Settings itself fills in for the paper recipe
     searched: dict = field(default_factory=lambda: {"lr": (None,), "weight_decay": (None, 0.0)})
 

@@ -24,7 +24,7 @@ from linsig.system import available_cores
 @click.option("--epochs", type=Bounded("max_epochs"), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
-              help="The network's arithmetic (default: the strong recipe's, auto: bf16 where the hardware is fast at it).")
+              help="The network's arithmetic (default fp32; auto: bf16 where the hardware is fast at it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Run even if --out holds the results of `linsig run` (they are replaced).")
 def demo(out_dir, jobs, seeds, epochs, device, precision, quiet, force):

@@ -114,9 +114,10 @@ def grid_options(f):
                      help="Where to train: auto picks a CUDA GPU when torch sees one."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
                      help="The networks' arithmetic: fp32, bf16 (bfloat16 matrix products, float32 weights: "
-                          "1.5-1.8x faster steps at 5,000 genes where the hardware has it) or auto (bf16 on "
-                          "CPUs with AVX-512 BF16/AMX and bf16 GPUs, else fp32) [default: strong auto, paper "
-                          "fp32]. The results' precision column says what each fit used."),
+                          "1.6-1.8x faster steps at 5,000 genes where the hardware has it, 0.01-0.02 lower balanced "
+                          "accuracy in some comparisons) or auto (bf16 for networks of >= 1,000 genes on CPUs "
+                          "with AVX-512 BF16/AMX and bf16 GPUs, else fp32) [default: fp32]. The results' "
+                          "precision column says what each fit used."),
         click.option("--lr", type=Bounded("lr"), default=None, help="Learning rate when --tuning off (default: per model)."),
         click.option("--weight-decay", type=Bounded("weight_decay"), default=None,
                      help="Weight decay of the networks [default: strong 1.0 (AdamW, decoupled), paper 0 "
