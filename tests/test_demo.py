@@ -50,7 +50,8 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     # issue 27: where ALL lineage's signal after removal lies, in OUT/locate/ and in the report
     assert (out / "locate" / "locate.json").is_file() and (out / "locate" / "genes.parquet").is_file()
     assert "Where is the signal?" in html and 'alt="locate genes"' in html
-    # the same numbers as the stored run (recorded at 33a6844, before the issue-24 restructuring):
+    # the same numbers as the stored run (re-recorded for STRONG_REVISION 4: issue 25 changed gbdt, rf
+    # and the searches of logreg, svm and rbf_svm; mlp3 and knn rows are those recorded at 33a6844):
     # bit for bit on the recording machine, within what another CPU's rounding explains elsewhere
     stored = pd.read_csv(FIXTURES / "results_epochs2.csv", float_precision="round_trip", keep_default_na=False,
                          na_values=[""])
