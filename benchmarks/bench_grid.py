@@ -99,9 +99,8 @@ def compare(args) -> None:
     now, t_now = _load(Path(args.now))
     common = sorted(set(t_before) & set(t_now))
     print("unit                 wall before (s)   now (s)   ratio   CPU before (s)   now (s)   ratio")
-    for unit in common + ["all"]:
-        (wb, cb), (wn, cn) = ((sum(t[u][i] for u in common) for i in (0, 1)) for t in (t_before, t_now)) \
-            if unit == "all" else (t_before[unit], t_now[unit])
+    totals = [sum(t[u][i] for u in common) for t in (t_before, t_now) for i in (0, 1)]
+    for unit, (wb, cb, wn, cn) in [(u, (*t_before[u], *t_now[u])) for u in common] + [("all", totals)]:
         print(f"{unit:20} {wb:15.1f} {wn:9.1f} {wb / wn:6.2f}×  {cb:15.1f} {cn:9.1f} {cb / cn:6.2f}×")
     key = ["model", "seed", "fold", "signal", "train_fraction"]
     ok = lambda df: df[df.status == "ok"].set_index(key)["balanced_accuracy"]
