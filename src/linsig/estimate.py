@@ -75,7 +75,11 @@ CALIBRATION_EPOCHS = 1
 #: The paper recipe's networks ran most of their 50 epochs. Easy
 #: data as given are what most runs see first; harder data (no perfect fold) run the networks
 #: longer, up to the whole budget: their figure is then low by up to ~5×.
-EFFORT = {"mlp3": (0.15, 0.7), "mlp5": (0.15, 0.7), "svm": (1.0, 5.0), "gbdt": (0.7, 1.25), "rf": (0.6, 0.75)}
+#: mlp5 after removal: 0.3 since its batch norm's statistics are re-estimated before scoring
+#: (issue 25, item 3): its inner runs now see their real scores and stop; on the issue's grid
+#: (1,000 × 5,000, seed 0, fold 0, fp32, idle calibration) the search ran 0.24 and the fits 0.05
+#: of their budget, where 0.7 had estimated the unit at 3.95× its measured CPU time.
+EFFORT = {"mlp3": (0.15, 0.7), "mlp5": (0.15, 0.3), "svm": (1.0, 5.0), "gbdt": (0.7, 1.25), "rf": (0.6, 0.75)}
 PAPER_EFFORT = (0.9, 0.9)
 #: ... but a strong network's run lasts at least this many epochs (five perfect epochs after the
 #: first good one: 6–9 measured) or its whole schedule if shorter (the demo's 16 epochs).
