@@ -16,6 +16,7 @@ per-sample Python work.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -123,8 +124,11 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu", n_feat
 
 
 def autocast(precision: str, device: torch.device):
-    """The context a forward pass runs in: bfloat16 autocast for ``bf16``, a no-op for ``fp32``."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    """The context a forward pass runs in: bfloat16 autocast for ``bf16``, nothing for ``fp32``
+    (not a disabled autocast: it is entered at every step, and fp32 stays torch's plain path)."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
