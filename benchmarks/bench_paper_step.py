@@ -1,6 +1,7 @@
 """The paper recipe's training step against a reference loop written as the paper's code trains.
 
     PYTHONPATH=src python benchmarks/bench_paper_step.py [--genes 5000] [--samples 1000] [--repeats 2]
+    PYTHONPATH=src python benchmarks/bench_paper_step.py --parts   # where linsig's step spends its time
 
 The reference loop follows greenelab/linear_signal's ``PytorchSupervised.fit``: a map-style
 dataset indexed one sample at a time through ``torch.utils.data.DataLoader`` (batch 16,
@@ -79,6 +80,49 @@ def one(side: str, model: str, genes: int, samples: int) -> float:
     return time.perf_counter() - start
 
 
+def parts(model: str, genes: int, steps: int = 50) -> None:
+    """Milliseconds per phase of linsig's paper-recipe step (batch 16, one thread), and this core's
+    copy bandwidth: which phases are matrix products and which are passes over the weights."""
+    from linsig.models.networks import build_network
+    from linsig.system import keep_freed_memory
+
+    keep_freed_memory()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = build_network(model, genes, 2, 0.5)
+    params = list(net.parameters())
+    optimizer = torch.optim.Adam(params, lr=1e-5, fused=True)  # as linsig.training.make_optimizer
+    loss_fn = nn.CrossEntropyLoss(weight=torch.ones(2))
+    X, y = torch.rand(512, genes), torch.arange(512) % 2
+    phases = dict.fromkeys(("forward + loss", "backward", "clipping", "Adam"), 0.0)
+    for step in range(steps + 10):
+        idx = torch.randint(0, 512, (16,))
+        xb, yb = X.index_select(0, idx), y.index_select(0, idx)
+        optimizer.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        loss = loss_fn(net(xb), yb)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        nn.utils.clip_grad_norm_(params, 0.01, foreach=True)
+        t3 = time.perf_counter()
+        optimizer.step()
+        t4 = time.perf_counter()
+        if step >= 10:  # the first steps build kernels
+            for name, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                phases[name] += seconds / steps
+    weights = sum(p.numel() for p in params) * 4
+    a, b = torch.empty(weights // 4), torch.empty(weights // 4)
+    b.copy_(a)
+    start = time.perf_counter()
+    for _ in range(10):
+        b.copy_(a)
+    copy = (time.perf_counter() - start) / 10
+    print(f"{model}: {weights / 1e6:.0f} MB of weights; step {sum(phases.values()) * 1e3:.1f} ms = "
+          + ", ".join(f"{name} {seconds * 1e3:.1f}" for name, seconds in phases.items())
+          + f"; a copy of the weights {copy * 1e3:.1f} ms ({2 * weights / copy / 1e9:.0f} GB/s)", flush=True)
+
+
 def main() -> None:
     import subprocess
     import sys
@@ -88,8 +132,13 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--models", nargs="+", default=["mlp3", "mlp5"])
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--parts", action="store_true", help="linsig's step by phase instead of the comparison")
     p.add_argument("--side", choices=["reference", "linsig"], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.parts:
+        for model in args.models:
+            parts(model, args.genes)
+        return
     if args.side:
         print(one(args.side, args.models[0], args.genes, args.samples))
         return

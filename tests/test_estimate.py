@@ -129,6 +129,24 @@ def test_costs_follow_the_model_families(cache):
     assert grow["mlp5"] > 8 and grow["logreg"] < 5
 
 
+def test_a_raced_search_is_costed_at_its_share_after_removal(cache, monkeypatch):
+    """Issue 25, lever 2: the networks' raced search costs RACED_SHARE after removal, all of it as given."""
+    import dataclasses
+
+    from linsig import recipes
+    monkeypatch.setitem(recipes.RECIPES, "unraced", dataclasses.replace(recipes.RECIPES["strong"], name="unraced",
+                                                                        race_within_se=None))
+    cal, shape = E.Calibration(), E.Shape(1000, 5000)
+    costs = {(recipe, signal, model): E.unit_cost(model, shape, Settings(models=("mlp3", "svm"), signals=(signal,),
+                                                                       recipe=recipe, device="cpu"), cal)
+             for recipe in ("strong", "unraced") for signal in ("none", "removed") for model in ("mlp3", "svm")}
+    raced, full = costs["strong", "removed", "mlp3"], costs["unraced", "removed", "mlp3"]
+    assert raced.search == pytest.approx(E.RACED_SHARE * full.search) and raced.fits == pytest.approx(full.fits)
+    assert costs["strong", "none", "mlp3"].search == pytest.approx(costs["unraced", "none", "mlp3"].search)
+    # a model whose candidates share one run (the linear SVM's penalty path) is not raced
+    assert costs["strong", "removed", "svm"].search == pytest.approx(costs["unraced", "removed", "svm"].search)
+
+
 def test_the_progress_bar_fills_by_cost():
     from linsig.progress import CostProgress
 

@@ -106,6 +106,32 @@ def test_linear_svm_reaches_the_optimum_of_scikit_learns_objective():
     assert model.objective(X, y) == pytest.approx(best.fun, rel=1e-5)
 
 
+def test_linear_svm_goes_straight_to_the_primal_where_zero_is_the_optimum(monkeypatch):
+    """After linear signal removal the classes' means coincide, so w = 0 is the optimum; the dual's
+    coordinate descent cannot tell and ran 1,000 passes per fit (issue 25): the primal is asked first."""
+    import linsig.models.linear as linear
+    from linsig.signal import remove_linear_signal
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], [30, 50])
+    X = rng.random((80, 200)) + 0.5 * y[:, None] * (rng.random(200) < 0.2)  # fewer samples than genes
+    removed = remove_linear_signal(X, y)
+    assert linear._zero_is_optimal(removed, y) and not linear._zero_is_optimal(X, y)
+    assert not linear._zero_is_optimal(removed[:60], np.repeat([0, 1, 2], 20))  # several classes: not judged
+    duals = []
+    real = linear._fit_converged
+    monkeypatch.setattr(linear, "_fit_converged", lambda solver, X, y: duals.append(solver.dual) or real(solver, X, y))
+    for C in (1e-3, 1.0, 100.0):
+        model = LinearSVM(C=C).fit(removed, y)
+        # the optimum w = 0: nothing learned, a constant prediction (the majority class)
+        assert model.converged_ and model.constant_ == 1 and set(model.predict(removed)) == {1}
+        assert model.objective(removed, y) == pytest.approx(model._null_objective(y), rel=1e-6)
+    assert duals == [False, False, False]
+    duals.clear()
+    LinearSVM(C=1.0).fit(X, y)  # a real class difference: the dual first, as before
+    assert duals[0] is True
+
+
 @pytest.mark.parametrize("name", ["logreg", "svm", "mlp3", "mlp5"])
 def test_strong_models_are_scikit_learn_estimators(name):
     cls = get_family(name).estimator_class("strong")
@@ -220,6 +246,57 @@ def test_candidates_that_cannot_be_told_apart_leave_the_model_its_own_parameters
     assert other.params == {"C": 0.1}
     noisy_other = _scripted_search({0.01: noisy, 0.1: base, 1.0: base, 10.0: base}, C=3.0)
     assert noisy_other.params == {"C": 0.01}
+
+
+class _ScriptedRuns(Tunable, BaseEstimator):
+    """Candidates that are runs of their own (like a network's), scored after each of three epochs:
+    run ``lr`` predicts sample ``i`` right exactly when ``i`` is in ``right[lr]``; ``calls`` records
+    the candidates run on each inner fold."""
+
+    path_axis, smooth_path, separate_runs = "epochs", True, True
+
+    def __init__(self, right=None, calls=None):
+        self.right = right
+        self.calls = calls
+
+    def search_space(self, level, n_samples=None):
+        return [{"lr": lr} for lr in sorted(self.right)]
+
+    def candidate_predictions(self, X_tr, y_tr, g_tr, X_va, y_va, candidates):
+        self.calls.append([c["lr"] for c in candidates])
+        ids = X_va[:, 0].astype(int)
+        return [({**c, "epochs": e}, np.where(np.isin(ids, list(self.right[c["lr"]])), y_va, 1 - y_va))
+                for c in candidates for e in (1, 2, 3)]
+
+
+def test_racing_stops_running_a_candidate_that_clearly_trails_after_an_inner_fold():
+    """Issue 25, lever 2: a run far behind the leader is not repeated on the later inner folds."""
+    import dataclasses
+
+    from linsig.recipes import RECIPES
+    y, X, groups = np.tile([0, 1], 100), np.arange(200, dtype=float)[:, None], np.arange(200) // 10
+    everything = set(range(200))
+    right = {1e-4: everything, 1e-3: set(range(0, 200, 2)) | {1, 3},  # one class only: chance
+             3e-3: everything - {0, 57, 111, 170}}  # four samples short: too close to drop
+    results, calls = {}, {}
+    for name, recipe in {"raced": RECIPES["strong"],
+                         "every fold": dataclasses.replace(RECIPES["strong"], race_within_se=None)}.items():
+        calls[name] = []
+        results[name] = tune(_ScriptedRuns(right=right, calls=calls[name]), X, y, groups, "full", recipe=recipe)
+    assert calls["every fold"] == [[1e-4, 1e-3, 3e-3]] * 3 and results["every fold"].dropped == []
+    assert calls["raced"] == [[1e-4, 1e-3, 3e-3], [1e-4, 3e-3], [1e-4, 3e-3]]
+    assert results["raced"].dropped == [{"lr": 1e-3}]
+    # the same winner and score; the dropped run has no pooled trials
+    assert results["raced"].params == results["every fold"].params == {"lr": 1e-4, "epochs": 3}
+    assert results["raced"].score == results["every fold"].score == 1.0
+    assert {t["lr"] for t in results["raced"].trials} == {1e-4, 3e-3}
+    # models whose candidates share one run (a warm-started path) are never raced
+    calls["shared"] = []
+
+    class SharedRun(_ScriptedRuns):
+        separate_runs = False
+    tune(SharedRun(right=right, calls=calls["shared"]), X, y, groups, "full", recipe="strong")
+    assert calls["shared"] == [[1e-4, 1e-3, 3e-3]] * 3
 
 
 def test_a_search_with_one_candidate_and_no_path_fits_nothing():

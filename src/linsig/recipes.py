@@ -26,6 +26,7 @@ from linsig.errors import LinsigInputError
 from linsig.models import get_family, is_linear
 from linsig.search import (
     DEFAULT_WITHIN_SE,
+    RACE_WITHIN_SE,
     TuningResult,
     by_mean_loss,
     by_pooled_balanced_accuracy,
@@ -39,8 +40,9 @@ STRONG_INNER_FOLDS = 3
 # it is part of an experiment unit's key, so a resumed run never mixes results of two revisions.
 # 2: a best candidate within one paired SE of the model's own parameters keeps them;
 # 3: batch norm's statistics re-estimated without dropout before every prediction (mlp5);
-# 4: gbdt splits on 20 % of the features, rf stops once its out-of-bag votes hold (issue 25)
-STRONG_REVISION = 4
+# 4: gbdt splits on 20 % of the features, rf stops once its out-of-bag votes hold (issue 25);
+# 5: the networks' searches race: runs that clearly trail after an inner fold stop there (issue 25)
+STRONG_REVISION = 5
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Recipe:
     #: a search keeps the model's own parameters unless a candidate beats them by more than this
     #: many paired standard errors of pooled balanced accuracy (None: the best always wins)
     default_within_se: float | None = DEFAULT_WITHIN_SE
+    #: after each inner fold, a candidate run trailing the leader by more than this many paired
+    #: standard errors is not run on the later folds (``Tunable.separate_runs`` models; None: no racing)
+    race_within_se: float | None = RACE_WITHIN_SE
 
     # -- models ---------------------------------------------------------------------------------
     def estimator_class(self, model: str) -> type:
@@ -117,7 +122,8 @@ class Recipe:
 
     def choose(self, estimator, X, y, groups, plan, folds, prepare=None) -> TuningResult | None:
         """The winner of ``plan`` on the inner ``folds`` (None: no candidate could be scored)."""
-        return by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare, self.default_within_se)
+        return by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare, self.default_within_se,
+                                           self.race_within_se)
 
     def search_cost(self, estimator, level: str, n_signals: int) -> tuple[int, int, int]:
         """``(candidate runs, inner folds, searches)`` of one unit, for the dry run's plan.

@@ -8,7 +8,9 @@ These are the mechanics; a recipe (:mod:`linsig.recipes`) decides which of them 
   networks' epochs); a best candidate that beats the model's own parameters by no more than
   ``within_se`` paired standard errors does not replace them (issue 25, item 6), other ties go to
   the middle of the tied candidates (the centre of a plateau), and along a path the longest
-  training length within ``PATH_TOLERANCE`` of the best is taken.
+  training length within ``PATH_TOLERANCE`` of the best is taken. Models whose candidates are
+  runs of their own (the networks) are raced: a run that clearly trails after an inner fold is not
+  run on the later ones (``race_within_se``, issue 25, lever 2).
 * :func:`by_mean_loss` — the paper's objective: the mean class-weighted loss over inner folds.
 * :data:`PRESETS` / :func:`candidates` — the paper recipe's (lr, weight decay) searches.
 """
@@ -42,6 +44,15 @@ PATH_TOLERANCE = 0.01
 # more than one held-out sample, except knn after linear removal on bladder (one study 0.790 →
 # 0.629); with two SEs svm on ovarian fell from 0.662 to 0.611 (C = 1e-5 there is real).
 DEFAULT_WITHIN_SE = 1.0
+# Racing (issue 25, lever 2): after each inner fold but the last, a candidate run that trails the
+# leading one by more than this many paired standard errors of their pooled balanced accuracy so
+# far is not run on the remaining folds (models whose candidates are runs of their own:
+# ``Tunable.separate_runs``). Measured in docs/performance.md ("Racing the networks' search").
+RACE_WITHIN_SE = 2.0
+# ... and by more than this much balanced accuracy, whatever the standard error: two runs whose
+# best epochs are both perfect on the samples so far have a paired error of 0, while smoothing
+# along their curves can still put them apart by a little
+RACE_MIN_GAP = 0.02
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,8 @@ class TuningResult:
     score: float = math.nan  # balanced accuracy (strong) or mean loss (paper) of the winner
     trials: list[dict] = field(default_factory=list)
     tuned: bool = False  # False when the search was off or the data too small for inner folds
+    #: candidates raced out: not run on the inner folds after the one where they trailed clearly
+    dropped: list[dict] = field(default_factory=list)
 
 
 def get_preset(name: str) -> TuningPreset:
@@ -118,15 +131,20 @@ def by_mean_loss(estimator, X, y, groups, plan, folds) -> TuningResult | None:
 
 
 def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
-                                within_se: float | None = None) -> TuningResult | None:
+                                within_se: float | None = None, race_within_se: float | None = None) -> TuningResult | None:
     """The strong objective: balanced accuracy of every candidate's pooled out-of-fold predictions.
 
     ``within_se``: the model's own parameters (:meth:`~linsig.models.base.Tunable.default_candidate`)
     win unless the best candidate beats them by more than this many standard errors of the paired
-    difference (None: the best always wins).
+    difference (None: the best always wins). ``race_within_se``: for a model whose candidates are
+    runs of their own (``separate_runs``), a candidate trailing the leader by more than this many
+    paired standard errors after an inner fold is not run on the later folds (None: every
+    candidate runs on every fold).
     """
     truth, predictions, order = [], {}, []
-    for inner_train, inner_val in folds:
+    active, dropped = list(plan), []
+    races = race_within_se is not None and getattr(estimator, "separate_runs", False)
+    for position, (inner_train, inner_val) in enumerate(folds):
         if np.unique(y[inner_train]).size < 2:
             continue
         # NaN ← inner-training means only; a caller's ``prepare`` does its own filling
@@ -135,7 +153,7 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
             continue
         X_tr, X_va = prepared
         g_tr = None if groups is None else groups[inner_train]
-        outputs = estimator.candidate_predictions(X_tr, y[inner_train], g_tr, X_va, y[inner_val], plan)
+        outputs = estimator.candidate_predictions(X_tr, y[inner_train], g_tr, X_va, y[inner_val], active)
         for params, pred in outputs:
             key = _key(params)
             if key not in predictions:
@@ -145,6 +163,10 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
                 order.append((key, params))
             predictions[key].append(np.asarray(pred))
         truth.append(y[inner_val])
+        if races and len(active) > 1 and position < len(folds) - 1:
+            kept = _race(estimator, active, order, predictions, truth, race_within_se)
+            dropped += [params for params in active if params not in kept]
+            active = kept
     if not truth:
         return None
     y_pooled = np.concatenate(truth)
@@ -165,7 +187,42 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
     if axis is not None:
         winner = _longest_near_best(trials, smoothed, winner, axis, PATH_TOLERANCE)
     return TuningResult(params={k: v for k, v in trials[winner].items() if k != "score"},
-                        score=float(smoothed[winner]), trials=trials, tuned=True)
+                        score=float(smoothed[winner]), trials=trials, tuned=True, dropped=dropped)
+
+
+def _race(estimator, active: list[dict], order, predictions, truth, within_se: float) -> list[dict]:
+    """The candidates of ``active`` worth running on the next inner fold.
+
+    Each candidate (a path: one network run, scored after every epoch) is represented by its best
+    point on the pooled predictions so far, smoothed along the path as the final choice is. The
+    leader's best is an optimistic maximum, and a fold is a third of the samples: the margin is
+    in paired standard errors, so a candidate is dropped only where the gap is well outside what
+    those samples can tell apart, and runs that are close all go on to the next fold.
+    """
+    y_pooled = np.concatenate(truth)
+    done = [(key, params) for key, params in order if len(predictions[key]) == len(truth)]
+    if not done:
+        return active
+    pooled = [np.concatenate(predictions[key]) for key, _ in done]
+    trials = [{**params, "score": float(balanced_accuracy(y_pooled, pred))} for (_, params), pred in zip(done, pooled)]
+    axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
+    smoothed = np.asarray(_smooth_along(trials, axis, PATH_WINDOW))
+    best: dict[str, int] = {}  # a candidate's key → the index of its best point
+    for i, trial in enumerate(trials):
+        path = _path_key(trial, axis) if axis else _key({k: v for k, v in trial.items() if k != "score"})
+        if path not in best or smoothed[i] > smoothed[best[path]]:
+            best[path] = i
+    leader = max(best.values(), key=lambda i: smoothed[i])
+    kept = []
+    for params in active:
+        mine = best.get(_key(params))
+        if mine is None:  # nothing scored on every fold so far: not judged
+            kept.append(params)
+            continue
+        margin = max(within_se * paired_standard_error(y_pooled, pooled[leader], pooled[mine]), RACE_MIN_GAP)
+        if smoothed[leader] - smoothed[mine] <= margin + 1e-12:
+            kept.append(params)
+    return kept
 
 
 def _default_unless_beaten(estimator, plan, complete, pooled, y_pooled, scores, best: int, within_se: float) -> int:

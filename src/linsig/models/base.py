@@ -23,6 +23,10 @@ class Tunable:
     #: smooth the objective along ``path_axis`` before choosing, so that a one-epoch spike of a
     #: noisy learning curve is not mistaken for the best training length
     smooth_path: bool = False
+    #: every candidate (every path) is a run of its own, so a search may stop running one on the
+    #: remaining inner folds once it clearly trails (racing, :func:`linsig.search.by_pooled_balanced_accuracy`);
+    #: False where one run scores many candidates together (a warm-started penalty path)
+    separate_runs: bool = False
 
     def search_space(self, level: str, n_samples: int | None = None) -> list[dict]:
         """Candidate parameter sets for a tuning level ("full" or "fast"), preferred first.

@@ -42,6 +42,27 @@ def _fit_converged(solver, X, y) -> bool:
     return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
+def _zero_is_optimal(X, y, rtol: float = 1e-6) -> bool:
+    """Whether w = 0 (with a zero intercept) minimises the binary balanced squared-hinge objective.
+
+    At w = 0 every margin is 0, so the objective's gradient is ``−2C · Σ c_i y_i (x_i, 1)``: the
+    difference of the two classes' means, each class weighted to the same total (the balanced
+    weights). It vanishes where the class means coincide — on every training matrix after linear
+    signal removal, which equalises them — and a convex objective with a zero gradient is at its
+    optimum. liblinear's dual coordinate descent cannot tell: on the issue-25 grid after removal
+    (533 × 5,000) it ran its 1,000 passes without converging, ~5 s, at every C ≥ 0.01, where the
+    primal Newton solver stops at once (0–1 iterations, 0.1 s) at that optimum. Binary problems
+    only (one-vs-rest sub-problems of several classes keep a gradient there).
+    """
+    classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if classes.size != 2:
+        return False
+    signs = np.where(codes == 1, 1.0, -1.0) / counts[codes]  # the balanced weights, up to a constant
+    gradient = np.append(signs @ X, signs.sum())
+    scale = np.append(np.abs(X).mean(axis=0), 1.0)  # per coordinate, the mean |x| (the intercept's: 1)
+    return bool(np.all(np.abs(gradient) <= rtol * (scale + 1e-12)))
+
+
 class _ConvexLinear(Tunable, ClassifierMixin, BaseEstimator):
     """A scikit-learn linear solver with balanced class weights, fitted to convergence."""
 
@@ -205,7 +226,7 @@ class LinearSVM(_ConvexLinear):
                          random_state=0)
 
     def _solve(self, X, y) -> bool:
-        if X.shape[0] <= X.shape[1]:
+        if X.shape[0] <= X.shape[1] and not _zero_is_optimal(X, y):
             self.model_.set_params(dual=True, max_iter=min(self.DUAL_ITERATIONS, self.max_iter))
             if _fit_converged(self.model_, X, y):
                 return True

@@ -186,6 +186,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
     architecture = "mlp3"
     path_axis = "epochs"
     smooth_path = True
+    separate_runs = True
     #: the learning rates the search tries (``fast``: the first two) and whether it also tries
     #: centred inputs at ``CENTRED_LEARNING_RATE``
     learning_rates = LEARNING_RATES
