@@ -223,3 +223,27 @@ def test_keep_freed_memory_is_on_for_runners_and_can_be_turned_off():
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "LINSIG_KEEP_FREED_MEMORY": "0"}).stdout.split()
     assert off == ["False", "False", "False"]
+
+
+def test_run_uses_every_core_by_default_as_far_as_memory_holds(sim_file, monkeypatch):
+    """Issue 25: without --jobs a grid's units run on every core (results are the same with any number)."""
+    from linsig import system
+
+    monkeypatch.delenv("LINSIG_JOBS", raising=False)
+    monkeypatch.setattr(system, "available_cores", lambda: 8)
+    monkeypatch.setattr(system, "available_memory", lambda: 64 * 1024**3)
+    assert system.default_jobs() == 8 and system.default_jobs(threads=2) == 4 and system.default_jobs(threads=16) == 1
+    # memory: one JOB_MEMORY and DATA_COPIES of the matrix each
+    monkeypatch.setattr(system, "available_memory", lambda: 5 * 1024**3)
+    assert system.default_jobs() == 2
+    assert system.default_jobs(data_bytes=1024**3) == 1
+    monkeypatch.setattr(system, "available_memory", lambda: None)  # unknown: the cores decide
+    assert system.default_jobs() == 8
+    res = _run(["run", "--data", str(sim_file), "--label", "label", "--group", "group", "--models", "logreg",
+                "--dry-run"])
+    assert "estimated wall time with --jobs 8" in res.output
+    monkeypatch.setenv("LINSIG_JOBS", "3")
+    assert system.default_jobs() == 3
+    monkeypatch.setenv("LINSIG_JOBS", "many")
+    with pytest.raises(LinsigInputError, match="LINSIG_JOBS"):
+        system.default_jobs()

@@ -22,6 +22,53 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+#: Memory one unit's process may need besides its copies of the data: the paper's mlp5 at 5,000
+#: genes with AdamW's state, a search's candidates and their predictions, with room to spare (an
+#: mlp3 and an mlp5 fit in one process peaked at ~1 GB, docs/performance.md).
+JOB_MEMORY = 2 * 1024**3
+#: Copies of the task's matrix a unit holds at once (the worker's own, the imputed fold, a subset
+#: or its corrected version).
+DATA_COPIES = 3
+
+
+def available_memory() -> int | None:
+    """Bytes of memory new processes may use: Linux's MemAvailable, within a cgroup's limit (a
+    container, a SLURM job); None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as fh:
+            found += [int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:")]
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        if limit != "max":
+            found.append(int(limit) - int(open("/sys/fs/cgroup/memory.current").read().strip()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(found)) if found else None
+
+
+def default_jobs(threads: int = 1, data_bytes: int = 0) -> int:
+    """Unit processes a grid runs in when ``--jobs`` is not given: ``$LINSIG_JOBS`` if set, else
+    every core at ``threads`` threads each, no more than the available memory holds (one
+    :data:`JOB_MEMORY` and :data:`DATA_COPIES` of the ``data_bytes`` matrix each). Results are the
+    same with any number of processes."""
+    given = os.environ.get("LINSIG_JOBS", "").strip()
+    if given:
+        try:
+            return max(1, int(given))
+        except ValueError:
+            from linsig.errors import LinsigInputError
+
+            raise LinsigInputError(f"LINSIG_JOBS={given!r} is not a whole number of processes") from None
+    jobs = max(1, available_cores() // max(1, int(threads)))
+    memory = available_memory()
+    if memory is not None:
+        jobs = min(jobs, max(1, memory // (JOB_MEMORY + DATA_COPIES * int(data_bytes))))
+    return int(jobs)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this host (it may belong to another user)."""
     try:

@@ -17,7 +17,7 @@ from linsig.permutation import check_permutations, evaluate_permutations, with_p
 from linsig.results import write_run
 from linsig.run_guard import guard_outputs, take_over
 from linsig.runner import build_tasks, normalize_group, prepare_dataset
-from linsig.system import available_cores
+from linsig.system import available_cores, default_jobs
 from linsig.tasks import PRESETS
 
 
@@ -68,7 +68,8 @@ def settings_from_options(models, n_folds, seeds, fractions, split, signals, tun
                    "for an exact test of signal after removal; needs --signal …,removed. Costs N × that grid.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (results.parquet, summary.json). Required unless --dry-run.")
-@click.option("-j", "--jobs", type=Bounded("jobs"), default=1, show_default=True,
+@click.option("-j", "--jobs", type=Bounded("jobs"), default=None,
+              show_default="$LINSIG_JOBS, or every core at --threads each, as many as memory holds",
               help="Compute units (model × seed × fold, and their label permutations) in this many processes, each with "
                    "--threads threads; "
                    "the results are the same as with one.")
@@ -96,7 +97,7 @@ def run(data_path, metadata, orientation, na_values, layer, label, group, classe
                                          batch_size, patience, device, lr, weight_decay, threads, recipe, precision)
     check_permutations(permutations, settings.signals)
     cores = available_cores()
-    if settings.threads * jobs > cores:  # within the bounds, yet only switching between threads
+    if jobs is not None and settings.threads * jobs > cores:  # within the bounds, yet only switching between threads
         click.echo(f"warning: --threads {settings.threads} × --jobs {jobs} asks for more threads than the {cores} "
                    "CPU cores available here: training gets slower, not faster", err=True)
     zscore_group = normalize_group(group, preset) if normalize == "study-zscore" else None
@@ -125,6 +126,7 @@ def run(data_path, metadata, orientation, na_values, layer, label, group, classe
     tasks = build_tasks(adata, label, group, list(classes) if classes else None, min_groups, pairwise_top, preset)
     for task in tasks:
         check_task(task, settings)
+    jobs = jobs or default_jobs(settings.threads, sum(task.X.nbytes for task in tasks))
     if settings.splitter.grouped and any(task.group_key is None for task in tasks):
         # A silent sample-wise split would inflate accuracy (paper S2); say so, as it may be intended.
         click.echo("warning: no --group, so every sample is its own group and the 'study'-wise folds are "
@@ -158,6 +160,7 @@ def _dry_run(data_path, metadata, orientation, n_top_genes, normalize, zscore_gr
     for task in tasks:
         check_task(task, settings)
     work = planned_work(tasks, settings, permutations)
+    jobs = jobs or default_jobs(settings.threads, sum(task.X.nbytes for task in tasks))
     for task in tasks:
         click.echo(safe_text(f"task {task.name}: {task.n_samples} samples × {task.X.shape[1]} genes, "
                              f"{task.n_classes} classes"))  # names come from the data
