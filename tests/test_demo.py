@@ -51,9 +51,8 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     assert (out / "locate" / "locate.json").is_file() and (out / "locate" / "genes.parquet").is_file()
     assert "Where is the signal?" in html and 'alt="locate genes"' in html
     # the same numbers as the stored run (re-recorded for STRONG_REVISION 4: issue 25 changed gbdt, rf
-    # and the searches of logreg, svm and rbf_svm; mlp3 and knn rows are those recorded at 33a6844,
-    # except three mlp3 rows of STRONG_REVISION 5, whose raced search chose another candidate among
-    # runs at chance: bladder fold 2 after removal, pooled 0.527 against 0.528):
+    # and the searches of logreg, svm and rbf_svm; mlp3 and knn rows are those recorded at 33a6844;
+    # STRONG_REVISION 5's racing and the SVM's primal-first solver left every row as it was):
     # bit for bit on the recording machine, within what another CPU's rounding explains elsewhere
     stored = pd.read_csv(FIXTURES / "results_epochs2.csv", float_precision="round_trip", keep_default_na=False,
                          na_values=[""])
