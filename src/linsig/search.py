@@ -171,12 +171,7 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
             active = kept
     if not truth:
         return None
-    y_pooled = np.concatenate(truth)
-    complete = [(key, params) for key, params in order if len(predictions[key]) == len(truth)]
-    pooled = [np.concatenate(predictions[key]) for key, _ in complete]
-    trials = [{**params, "score": float(balanced_accuracy(y_pooled, pred))} for (_, params), pred in zip(complete, pooled)]
-    axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
-    smoothed = np.asarray(_smooth_along(trials, axis, PATH_WINDOW))
+    y_pooled, complete, pooled, trials, smoothed, axis = _pooled_scores(estimator, order, predictions, truth)
     if not trials or not np.isfinite(smoothed).any():
         return None
     # Ties (a plateau of equally good candidates, common on separable data) go to the middle of
@@ -192,6 +187,22 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
                         score=float(smoothed[winner]), trials=trials, tuned=True, dropped=dropped)
 
 
+def _pooled_scores(estimator, order, predictions, truth):
+    """Every candidate scored on the predictions of all inner folds so far, pooled.
+
+    Returns ``(y_pooled, complete, pooled, trials, smoothed, axis)``: the pooled labels, the
+    ``(key, params)`` of the candidates every fold produced, their pooled predictions, their
+    trials (params and balanced accuracy), the scores smoothed along the model's path axis, and
+    that axis (None where the model does not smooth a path).
+    """
+    y_pooled = np.concatenate(truth)
+    complete = [(key, params) for key, params in order if len(predictions[key]) == len(truth)]
+    pooled = [np.concatenate(predictions[key]) for key, _ in complete]
+    trials = [{**params, "score": float(balanced_accuracy(y_pooled, pred))} for (_, params), pred in zip(complete, pooled)]
+    axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
+    return y_pooled, complete, pooled, trials, np.asarray(_smooth_along(trials, axis, PATH_WINDOW)), axis
+
+
 def _race(estimator, active: list[dict], order, predictions, truth, within_se: float) -> list[dict]:
     """The candidates of ``active`` worth running on the next inner fold.
 
@@ -201,17 +212,12 @@ def _race(estimator, active: list[dict], order, predictions, truth, within_se: f
     in paired standard errors, so a candidate is dropped only where the gap is well outside what
     those samples can tell apart, and runs that are close all go on to the next fold.
     """
-    y_pooled = np.concatenate(truth)
-    done = [(key, params) for key, params in order if len(predictions[key]) == len(truth)]
-    if not done:
+    y_pooled, _, pooled, trials, smoothed, axis = _pooled_scores(estimator, order, predictions, truth)
+    if not trials:
         return active
-    pooled = [np.concatenate(predictions[key]) for key, _ in done]
-    trials = [{**params, "score": float(balanced_accuracy(y_pooled, pred))} for (_, params), pred in zip(done, pooled)]
-    axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
-    smoothed = np.asarray(_smooth_along(trials, axis, PATH_WINDOW))
     best: dict[str, int] = {}  # a candidate's key → the index of its best point
     for i, trial in enumerate(trials):
-        path = _path_key(trial, axis) if axis else _key({k: v for k, v in trial.items() if k != "score"})
+        path = _path_key(trial, axis)  # without a path axis: the candidate's own parameters
         if path not in best or smoothed[i] > smoothed[best[path]]:
             best[path] = i
     leader = max(best.values(), key=lambda i: smoothed[i])
@@ -278,8 +284,8 @@ def _longest_near_best(trials: list[dict], scores: np.ndarray, best: int, axis: 
     return max(near, key=lambda i: trials[i][axis])
 
 
-def _path_key(trial: dict, axis: str) -> str:
-    """The path a trial lies on: its parameters other than ``axis`` (and its score)."""
+def _path_key(trial: dict, axis: str | None) -> str:
+    """The path a trial lies on: its parameters other than ``axis`` (and its score); with no axis, all of them."""
     return _key({k: v for k, v in trial.items() if k not in (axis, "score")})
 
 

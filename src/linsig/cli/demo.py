@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from linsig.cli.options import Bounded, csv_list, on_interrupt, settings_errors_as_options
+from linsig.cli.options import Bounded, csv_list, on_interrupt, precision_option, settings_errors_as_options
 from linsig.terminal import safe_text
 from linsig.validation import check_bound
 from linsig.outputs import ensure_output_dir
@@ -23,8 +23,7 @@ from linsig.system import available_cores
 @click.option("--seeds", default=None, callback=csv_list(int), help="Comma-separated seeds (default: 0).")
 @click.option("--epochs", type=Bounded("max_epochs"), default=None, help="Length of the network's schedule (default: the `demo` experiment's settings.epochs).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where to train (default: auto).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
-              help="The network's arithmetic (default fp32; auto: bf16 where the hardware is fast at it).")
+@precision_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Run even if --out holds the results of `linsig run` (they are replaced).")
 def demo(out_dir, jobs, seeds, epochs, device, precision, quiet, force):

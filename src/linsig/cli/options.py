@@ -10,6 +10,7 @@ from linsig.errors import LinsigInputError
 from linsig.models import DEFAULT_MODELS, FAMILIES
 from linsig.recipes import RECIPES, TUNINGS
 from linsig.splits import DEFAULT_FRACTIONS, SPLITTERS
+from linsig.training import PRECISIONS
 from linsig.validation import BOUNDS, InvalidSetting, check_bound
 
 #: Key of ``ctx.meta`` under which a command says, for Ctrl-C, what is kept and how to resume.
@@ -74,6 +75,16 @@ def csv_list(kind=str):
     return convert
 
 
+#: ``--precision`` of every command that trains networks (``linsig run``, ``experiment run``, ``demo``)
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default=None,
+    help="The networks' arithmetic: fp32, bf16 (bfloat16 matrix products, float32 weights: "
+         "1.6-1.8x faster steps at 5,000 genes where the hardware has it, 0.01-0.02 lower balanced "
+         "accuracy in some comparisons) or auto (bf16 for networks of >= 1,000 genes on CPUs "
+         "with AVX-512 BF16/AMX and bf16 GPUs, else fp32) [default: fp32]. The results' "
+         "precision column says what each fit used.")
+
+
 def grid_options(f):
     """The options that define the evaluation grid and training recipe (``run`` and ``demo``)."""
     options = [
@@ -112,12 +123,7 @@ def grid_options(f):
                           "runs, after the warm-up), paper 7 (early stopping)]."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where to train: auto picks a CUDA GPU when torch sees one."),
-        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
-                     help="The networks' arithmetic: fp32, bf16 (bfloat16 matrix products, float32 weights: "
-                          "1.6-1.8x faster steps at 5,000 genes where the hardware has it, 0.01-0.02 lower balanced "
-                          "accuracy in some comparisons) or auto (bf16 for networks of >= 1,000 genes on CPUs "
-                          "with AVX-512 BF16/AMX and bf16 GPUs, else fp32) [default: fp32]. The results' "
-                          "precision column says what each fit used."),
+        precision_option,
         click.option("--lr", type=Bounded("lr"), default=None, help="Learning rate when --tuning off (default: per model)."),
         click.option("--weight-decay", type=Bounded("weight_decay"), default=None,
                      help="Weight decay of the networks [default: strong 1.0 (AdamW, decoupled), paper 0 "

@@ -18,7 +18,7 @@ from linsig import splits
 from linsig.models.base import full_label_set
 from linsig.models.networks import build_network
 from linsig.models.torch_model import TorchModel
-from linsig.training import TrainConfig, TrainResult, mean_loss, resolve_device, resolve_precision, train
+from linsig.training import TrainConfig, TrainResult, mean_loss, train
 
 
 class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
@@ -101,8 +101,7 @@ class TorchClassifier(TorchModel, ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "module_")):
             self.classes_ = full_label_set(self, y)
-            self.device_ = resolve_device(self.device)
-            self.precision_ = resolve_precision(self.precision, self.device_, X.shape[1])
+            self._place(X.shape[1])
             torch.manual_seed(int(self.random_state or 0))
             self.module_ = build_network(self.architecture, X.shape[1], len(self.classes_), self.dropout).to(self.device_)
         y_codes = self._encode(y)

@@ -43,7 +43,7 @@ from linsig.metrics import balanced_accuracy
 from linsig.models.base import Tunable, full_label_set
 from linsig.models.networks import build_network
 from linsig.models.torch_model import TorchModel
-from linsig.training import TrainConfig, TrainResult, autocast, predict_scores, resolve_device, resolve_precision, train
+from linsig.training import TrainConfig, TrainResult, autocast, predict_scores, train
 
 STEPS_PER_EPOCH = 8
 MIN_BATCH, MAX_BATCH = 8, 128
@@ -239,8 +239,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "module_")):
             self.classes_ = full_label_set(self, y)
-            self.device_ = resolve_device(self.device)
-            self.precision_ = resolve_precision(self.precision, self.device_, X.shape[1])
+            self._place(X.shape[1])
             torch.manual_seed(int(self.random_state or 0))
             self.module_ = build_network(self.architecture, X.shape[1], len(self.classes_), self.dropout,
                                          packed_dropout=True).to(self.device_)

@@ -6,11 +6,17 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from linsig.training import predict_scores
+from linsig.training import predict_scores, resolve_device, resolve_precision
 
 
 class TorchModel:
     """Mixin for estimators with a fitted ``module_`` on ``device_``, ``classes_`` and ``train_result_``."""
+
+    def _place(self, n_features: int) -> None:
+        """Where a new fit trains and in which arithmetic: ``device_`` and ``precision_`` (``auto``
+        resolved for this hardware and a network of ``n_features`` inputs)."""
+        self.device_ = resolve_device(self.device)
+        self.precision_ = resolve_precision(self.precision, self.device_, n_features)
 
     def _tensor(self, X) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=self.device_)
