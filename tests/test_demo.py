@@ -52,7 +52,8 @@ def test_demo_writes_results_figures_and_report(tmp_path):
     assert "Where is the signal?" in html and 'alt="locate genes"' in html
     # the same numbers as the stored run (re-recorded for STRONG_REVISION 4: issue 25 changed gbdt, rf
     # and the searches of logreg, svm and rbf_svm; mlp3 and knn rows are those recorded at 33a6844;
-    # STRONG_REVISION 5's racing and the SVM's primal-first solver left every row as it was):
+    # STRONG_REVISION 5's racing and the SVM's primal-first solver, and 6's capped later folds and
+    # ceiling, left every row as it was):
     # bit for bit on the recording machine, within what another CPU's rounding explains elsewhere
     stored = pd.read_csv(FIXTURES / "results_epochs2.csv", float_precision="round_trip", keep_default_na=False,
                          na_values=[""])

@@ -130,7 +130,8 @@ def test_costs_follow_the_model_families(cache):
 
 
 def test_a_raced_search_is_costed_at_its_share_after_removal(cache, monkeypatch):
-    """Issue 25, lever 2: the networks' raced search costs RACED_SHARE after removal, all of it as given."""
+    """Issue 25, lever 2: the networks' raced search costs RACED_SHARE after removal; as given, the
+    first candidate's runs alone (the ceiling, raced or not)."""
     import dataclasses
 
     from linsig import recipes
@@ -143,6 +144,13 @@ def test_a_raced_search_is_costed_at_its_share_after_removal(cache, monkeypatch)
     raced, full = costs["strong", "removed", "mlp3"], costs["unraced", "removed", "mlp3"]
     assert raced.search == pytest.approx(E.RACED_SHARE * full.search) and raced.fits == pytest.approx(full.fits)
     assert costs["strong", "none", "mlp3"].search == pytest.approx(costs["unraced", "none", "mlp3"].search)
+    monkeypatch.setattr(E, "CEILING_RUNS", 100)  # every candidate's runs
+    for model, runs in (("mlp3", 4), ("mlp5", 3)):  # the full search's learning rates (and mlp3's centred one)
+        settings = Settings(models=(model,), signals=("none",), device="cpu")
+        every = E.unit_cost(model, shape, settings, cal).search
+        monkeypatch.setattr(E, "CEILING_RUNS", 1)
+        assert E.unit_cost(model, shape, settings, cal).search == pytest.approx(every / runs)
+        monkeypatch.setattr(E, "CEILING_RUNS", 100)
     # a model whose candidates share one run (the linear SVM's penalty path) is not raced
     assert costs["strong", "removed", "svm"].search == pytest.approx(costs["unraced", "removed", "svm"].search)
 

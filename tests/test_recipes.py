@@ -269,34 +269,92 @@ class _ScriptedRuns(Tunable, BaseEstimator):
                 for c in candidates for e in (1, 2, 3)]
 
 
+def _searched_runs(right, recipe=None):
+    """A search of :class:`_ScriptedRuns` over 200 samples in 20 groups: (result, calls)."""
+    y, X, groups = np.tile([0, 1], 100), np.arange(200, dtype=float)[:, None], np.arange(200) // 10
+    calls = []
+    return tune(_ScriptedRuns(right=right, calls=calls), X, y, groups, "full", recipe=recipe or "strong"), calls
+
+
 def test_racing_stops_running_a_candidate_that_clearly_trails_after_an_inner_fold():
     """Issue 25, lever 2: a run far behind the leader is not repeated on the later inner folds."""
     import dataclasses
 
     from linsig.recipes import RECIPES
-    y, X, groups = np.tile([0, 1], 100), np.arange(200, dtype=float)[:, None], np.arange(200) // 10
     everything = set(range(200))
-    right = {1e-4: everything, 1e-3: set(range(0, 200, 2)) | {1, 3},  # one class only: chance
-             3e-3: everything - {0, 57, 111, 170}}  # four samples short: too close to drop
+    right = {1e-4: set(range(0, 200, 2)) | {1, 3},  # one class only: chance
+             1e-3: everything, 3e-3: everything - {0, 57, 111, 170}}  # four samples short: too close to drop
     results, calls = {}, {}
     for name, recipe in {"raced": RECIPES["strong"],
                          "every fold": dataclasses.replace(RECIPES["strong"], race_within_se=None)}.items():
-        calls[name] = []
-        results[name] = tune(_ScriptedRuns(right=right, calls=calls[name]), X, y, groups, "full", recipe=recipe)
-    assert calls["every fold"] == [[1e-4, 1e-3, 3e-3]] * 3 and results["every fold"].dropped == []
-    assert calls["raced"] == [[1e-4, 1e-3, 3e-3], [1e-4, 3e-3], [1e-4, 3e-3]]
-    assert results["raced"].dropped == [{"lr": 1e-3}]
+        results[name], calls[name] = _searched_runs(right, recipe)
+    # the first candidate runs alone on the first fold (the ceiling's probe: it is not perfect)
+    assert calls["every fold"] == [[1e-4], [1e-3, 3e-3]] + [[1e-4, 1e-3, 3e-3]] * 2
+    assert results["every fold"].dropped == []
+    assert calls["raced"] == [[1e-4], [1e-3, 3e-3], [1e-3, 3e-3], [1e-3, 3e-3]]
+    assert results["raced"].dropped == [{"lr": 1e-4}]
     # the same winner and score; the dropped run has no pooled trials
-    assert results["raced"].params == results["every fold"].params == {"lr": 1e-4, "epochs": 3}
+    assert results["raced"].params == results["every fold"].params == {"lr": 1e-3, "epochs": 3}
     assert results["raced"].score == results["every fold"].score == 1.0
-    assert {t["lr"] for t in results["raced"].trials} == {1e-4, 3e-3}
-    # models whose candidates share one run (a warm-started path) are never raced
+    assert {t["lr"] for t in results["raced"].trials} == {1e-3, 3e-3}
+    # models whose candidates share one run (a warm-started path) are never raced nor probed
     calls["shared"] = []
 
     class SharedRun(_ScriptedRuns):
         separate_runs = False
+    y, X, groups = np.tile([0, 1], 100), np.arange(200, dtype=float)[:, None], np.arange(200) // 10
     tune(SharedRun(right=right, calls=calls["shared"]), X, y, groups, "full", recipe="strong")
     assert calls["shared"] == [[1e-4, 1e-3, 3e-3]] * 3
+
+
+def test_a_first_run_perfect_on_every_inner_fold_wins_without_the_others_being_run():
+    """Issue 25, lever 2: balanced accuracy cannot exceed 1, so a perfect first run cannot be beaten."""
+    from linsig.splits import kfold
+    everything = set(range(200))
+    perfect, calls = _searched_runs({1e-4: everything, 1e-3: everything, 3e-3: everything - {0}})
+    assert calls == [[1e-4]] * 3
+    assert perfect.params == {"lr": 1e-4, "epochs": 3} and perfect.score == 1.0
+    assert perfect.dropped == [{"lr": 1e-3}, {"lr": 3e-3}] and {t["lr"] for t in perfect.trials} == {1e-4}
+    # perfect on the first fold only: every run is made once, and the whole search decides
+    folds = kfold(np.tile([0, 1], 100), np.arange(200) // 10, 3, "study", 0)
+    missed = int(folds[1][1][0])  # a sample of the second inner fold
+    result, calls = _searched_runs({1e-4: everything - {missed}, 1e-3: everything, 3e-3: everything - {0}})
+    assert calls == [[1e-4], [1e-4], [1e-3, 3e-3], [1e-3, 3e-3], [1e-4, 1e-3, 3e-3]]
+    assert result.params == {"lr": 1e-3, "epochs": 3} and result.score == 1.0 and result.dropped == []
+    assert {t["lr"] for t in result.trials} == {1e-4, 1e-3, 3e-3}
+
+
+def test_a_later_inner_fold_runs_a_network_no_further_than_the_earlier_folds_did(monkeypatch):
+    """Issue 25, lever 2: epochs an earlier fold's run never reached cannot be pooled, so a later
+    fold's run stops there; the search's choice, score and trials are those of the whole runs."""
+    from linsig import search
+    from linsig.models.strong_networks import StrongMLP3
+
+    X, y = _binary(n=150, d=12, shift=0.6, imbalance=0.5)
+    groups = np.arange(150) // 10
+
+    def searched(capped):
+        asked, epochs = [], []
+
+        class Recorded(StrongMLP3):
+            def candidate_predictions(self, X_tr, y_tr, g_tr, X_va, y_va, candidates):
+                asked.append([c.get("epochs") for c in candidates])
+                out = super().candidate_predictions(X_tr, y_tr, g_tr, X_va, y_va, candidates)
+                epochs.append(len(out))
+                return out
+        if not capped:
+            monkeypatch.setattr(search, "_up_to_earlier_ends", lambda active, *rest: active)
+        result = tune(Recorded(max_epochs=40, patience=3), X, y, groups, "fast", recipe="strong")
+        monkeypatch.undo()
+        return result, asked, epochs
+
+    capped, asked, epochs = searched(True)
+    whole, asked_whole, epochs_whole = searched(False)
+    assert all(e is None for call in asked_whole for e in call)
+    # a run on a later fold is asked to stop where an earlier fold's run of that candidate did
+    assert any(isinstance(e, int) and e < 40 for call in asked for e in call)
+    assert sum(epochs) < sum(epochs_whole)  # these runs stop at different epochs on different folds
+    assert capped.params == whole.params and capped.score == whole.score and capped.trials == whole.trials
 
 
 def test_a_search_with_one_candidate_and_no_path_fits_nothing():

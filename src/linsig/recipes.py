@@ -41,8 +41,9 @@ STRONG_INNER_FOLDS = 3
 # 2: a best candidate within one paired SE of the model's own parameters keeps them;
 # 3: batch norm's statistics re-estimated without dropout before every prediction (mlp5);
 # 4: gbdt splits on 20 % of the features, rf stops once its out-of-bag votes hold (issue 25);
-# 5: the networks' searches race: runs that clearly trail after an inner fold stop there (issue 25)
-STRONG_REVISION = 5
+# 5: the networks' searches race: runs that clearly trail after an inner fold stop there (issue 25);
+# 6: a network's first learning rate perfect on every inner fold wins without the others (issue 25)
+STRONG_REVISION = 6
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ These are the mechanics; a recipe (:mod:`linsig.recipes`) decides which of them 
   the middle of the tied candidates (the centre of a plateau), and along a path the longest
   training length within ``PATH_TOLERANCE`` of the best is taken. Models whose candidates are
   runs of their own (the networks) are raced: a run that clearly trails after an inner fold is not
-  run on the later ones (``race_within_se``, issue 25, lever 2).
+  run on the later ones (``race_within_se``, issue 25, lever 2), a run on a later fold stops where
+  the earlier folds' runs of that candidate stopped, and a first candidate perfect on every
+  inner fold wins without the others being run (the ceiling).
 * :func:`by_mean_loss` — the paper's objective: the mean class-weighted loss over inner folds.
 * :data:`PRESETS` / :func:`candidates` — the paper recipe's (lr, weight decay) searches.
 """
@@ -84,7 +86,8 @@ class TuningResult:
     score: float = math.nan  # balanced accuracy (strong) or mean loss (paper) of the winner
     trials: list[dict] = field(default_factory=list)
     tuned: bool = False  # False when the search was off or the data too small for inner folds
-    #: candidates raced out: not run on the inner folds after the one where they trailed clearly
+    #: candidates not run on every inner fold: raced out after the fold where they trailed clearly,
+    #: or never run because the first candidate was perfect on every fold (the ceiling)
     dropped: list[dict] = field(default_factory=list)
 
 
@@ -142,36 +145,95 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
     runs of their own (``separate_runs``), a candidate trailing the leader by more than this many
     paired standard errors after an inner fold is not run on the later folds (None: every
     candidate runs on every fold).
+
+    For such models the first candidate of ``plan`` (the preferred one) is run first, fold by
+    fold, for as long as it is perfect: balanced accuracy cannot exceed 1, so a run perfect on
+    every inner fold cannot be beaten, only tied, and it wins without the others being run (the
+    ceiling). Once it is not perfect on a fold, every candidate runs as described above, and the
+    runs already made are reused: the choice is the one the whole search makes.
     """
-    truth, predictions, order = [], {}, []
-    active, dropped = list(plan), []
-    races = race_within_se is not None and getattr(estimator, "separate_runs", False)
-    for position, (inner_train, inner_val) in enumerate(folds):
+    separate = getattr(estimator, "separate_runs", False)
+    races = race_within_se is not None and separate
+    # a run of its own needs to go no further along its path than every earlier fold's run went:
+    # later points cannot be pooled (below), so a later fold asks each run only for those
+    axis = getattr(estimator, "path_axis", None) if separate else None
+
+    def outputs_on(position, pool, candidates):
+        """The candidates' inner predictions on fold ``position`` (None: the fold cannot be used)."""
+        inner_train, inner_val = folds[position]
         if np.unique(y[inner_train]).size < 2:
-            continue
+            return None
         # NaN ← inner-training means only; a caller's ``prepare`` does its own filling
         prepared = impute_fold(X[inner_train], X[inner_val]) if prepare is None else prepare(inner_train, inner_val)
         if prepared is None:
-            continue
+            return None
         X_tr, X_va = prepared
         g_tr = None if groups is None else groups[inner_train]
-        outputs = estimator.candidate_predictions(X_tr, y[inner_train], g_tr, X_va, y[inner_val], active)
-        for params, pred in outputs:
-            key = _key(params)
-            if key not in predictions:
-                if truth:  # a candidate the earlier folds did not produce cannot be pooled
-                    continue
-                predictions[key] = []
-                order.append((key, params))
-            predictions[key].append(np.asarray(pred))
-        truth.append(y[inner_val])
+        requested = _up_to_earlier_ends(candidates, pool, axis)
+        return estimator.candidate_predictions(X_tr, y[inner_train], g_tr, X_va, y[inner_val], requested)
+
+    probed: dict[int, list] = {}  # fold → the first candidate's outputs there
+    if separate and axis is not None and len(plan) > 1:
+        probe = _Pool()
+        for position in range(len(folds)):
+            outputs = outputs_on(position, probe, plan[:1])
+            if outputs is None:
+                continue
+            probed[position] = outputs
+            probe.add(outputs, y[folds[position][1]])
+            if _best_pooled(estimator, probe) < 1.0 - 1e-12:
+                break
+        else:
+            if probe.truth:  # perfect on every fold: the ceiling
+                return _choose(estimator, plan, probe, within_se, dropped=list(plan[1:]))
+
+    pool, active, dropped = _Pool(), list(plan), []
+    for position in range(len(folds)):
+        if position in probed and active[:1] == plan[:1]:
+            rest = outputs_on(position, pool, active[1:]) if len(active) > 1 else []
+            outputs = None if rest is None else probed[position] + rest
+        else:
+            outputs = outputs_on(position, pool, active)
+        if outputs is None:
+            continue
+        pool.add(outputs, y[folds[position][1]])
         if races and len(active) > 1 and position < len(folds) - 1:
-            kept = _race(estimator, active, order, predictions, truth, race_within_se)
+            kept = _race(estimator, active, pool, race_within_se)
             dropped += [params for params in active if params not in kept]
             active = kept
-    if not truth:
+    return _choose(estimator, plan, pool, within_se, dropped)
+
+
+@dataclass
+class _Pool:
+    """Inner predictions pooled over the folds so far: per candidate (by key), one array a fold."""
+
+    truth: list = field(default_factory=list)  # each fold's labels
+    predictions: dict = field(default_factory=dict)
+    order: list = field(default_factory=list)  # (key, params) in the order the first fold produced them
+
+    def add(self, outputs, y_va) -> None:
+        for params, pred in outputs:
+            key = _key(params)
+            if key not in self.predictions:
+                if self.truth:  # a candidate the earlier folds did not produce cannot be pooled
+                    continue
+                self.predictions[key] = []
+                self.order.append((key, params))
+            self.predictions[key].append(np.asarray(pred))
+        self.truth.append(y_va)
+
+
+def _best_pooled(estimator, pool: _Pool) -> float:
+    smoothed = _pooled_scores(estimator, pool)[4]
+    return float(np.nanmax(smoothed)) if len(smoothed) and np.isfinite(smoothed).any() else -math.inf
+
+
+def _choose(estimator, plan, pool: _Pool, within_se, dropped) -> TuningResult | None:
+    """The final choice among the candidates every fold of ``pool`` produced."""
+    if not pool.truth:
         return None
-    y_pooled, complete, pooled, trials, smoothed, axis = _pooled_scores(estimator, order, predictions, truth)
+    y_pooled, complete, pooled, trials, smoothed, axis = _pooled_scores(estimator, pool)
     if not trials or not np.isfinite(smoothed).any():
         return None
     # Ties (a plateau of equally good candidates, common on separable data) go to the middle of
@@ -187,7 +249,25 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
                         score=float(smoothed[winner]), trials=trials, tuned=True, dropped=dropped)
 
 
-def _pooled_scores(estimator, order, predictions, truth):
+def _up_to_earlier_ends(active: list[dict], pool: _Pool, axis: str | None) -> list[dict]:
+    """``active``, each candidate with the furthest point along ``axis`` that every earlier fold produced.
+
+    A candidate carrying a value on its path axis asks its run to stop there
+    (:meth:`~linsig.models.base.Tunable.candidate_predictions`); the points it would produce
+    beyond it were never produced on an earlier fold, so they could not be pooled and would not
+    be scored. The points it does produce are those of the whole run: the same choice, less work.
+    """
+    if axis is None or not pool.truth:
+        return active
+    ends: dict[str, object] = {}
+    for key, params in pool.order:
+        if len(pool.predictions[key]) == len(pool.truth) and axis in params:
+            path = _path_key(params, axis)
+            ends[path] = params[axis] if path not in ends else max(ends[path], params[axis])
+    return [{**params, axis: ends[_key(params)]} if _key(params) in ends else params for params in active]
+
+
+def _pooled_scores(estimator, pool: _Pool):
     """Every candidate scored on the predictions of all inner folds so far, pooled.
 
     Returns ``(y_pooled, complete, pooled, trials, smoothed, axis)``: the pooled labels, the
@@ -195,15 +275,15 @@ def _pooled_scores(estimator, order, predictions, truth):
     trials (params and balanced accuracy), the scores smoothed along the model's path axis, and
     that axis (None where the model does not smooth a path).
     """
-    y_pooled = np.concatenate(truth)
-    complete = [(key, params) for key, params in order if len(predictions[key]) == len(truth)]
-    pooled = [np.concatenate(predictions[key]) for key, _ in complete]
+    y_pooled = np.concatenate(pool.truth)
+    complete = [(key, params) for key, params in pool.order if len(pool.predictions[key]) == len(pool.truth)]
+    pooled = [np.concatenate(pool.predictions[key]) for key, _ in complete]
     trials = [{**params, "score": float(balanced_accuracy(y_pooled, pred))} for (_, params), pred in zip(complete, pooled)]
     axis = estimator.path_axis if getattr(estimator, "smooth_path", False) else None
     return y_pooled, complete, pooled, trials, np.asarray(_smooth_along(trials, axis, PATH_WINDOW)), axis
 
 
-def _race(estimator, active: list[dict], order, predictions, truth, within_se: float) -> list[dict]:
+def _race(estimator, active: list[dict], pool: _Pool, within_se: float) -> list[dict]:
     """The candidates of ``active`` worth running on the next inner fold.
 
     Each candidate (a path: one network run, scored after every epoch) is represented by its best
@@ -212,7 +292,7 @@ def _race(estimator, active: list[dict], order, predictions, truth, within_se: f
     in paired standard errors, so a candidate is dropped only where the gap is well outside what
     those samples can tell apart, and runs that are close all go on to the next fold.
     """
-    y_pooled, _, pooled, trials, smoothed, axis = _pooled_scores(estimator, order, predictions, truth)
+    y_pooled, _, pooled, trials, smoothed, axis = _pooled_scores(estimator, pool)
     if not trials:
         return active
     best: dict[str, int] = {}  # a candidate's key → the index of its best point

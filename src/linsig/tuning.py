@@ -11,7 +11,9 @@ objective picks the winner (:mod:`linsig.search` holds the objectives):
   *pooled* inner out-of-fold predictions — the metric the outer folds report, the same for every
   model, and stabler than the mean of per-fold scores when a fold holds few samples or misses a
   class. A best candidate within one paired standard error of the model's own parameters leaves
-  it those; other ties go to the middle of the tied candidates (the centre of a plateau). The inner folds are prepared like the outer
+  it those; other ties go to the middle of the tied candidates (the centre of a plateau), except
+  that a network's first candidate perfect on every inner fold wins at once (the ceiling, see
+  :mod:`linsig.search`). The inner folds are prepared like the outer
   ones (``prepare``: for ``signal = removed`` each inner training and validation part is corrected
   with its own labels), so hyperparameters are chosen on the data the model is trained on.
 * **paper** — the paper's protocol (shared/spec/anchor-parameters.md): ``lr`` and ``weight_decay``

@@ -55,7 +55,10 @@ class Tunable:
         """``(params, predictions on X_va)`` for every candidate, each fitted on ``(X_tr, y_tr)``.
 
         ``y_va`` is there for models that watch the validation fold while training (the networks
-        stop runs that no longer improve); the predictions are scored by the caller.
+        stop runs that no longer improve); the predictions are scored by the caller. For a model
+        with ``separate_runs`` along a ``path_axis``, a candidate may carry a value on that axis:
+        its run need not go further along the path (the search asks for no point that an earlier
+        inner fold did not produce).
         """
         out = []
         for params in candidates:

@@ -53,7 +53,8 @@ MIN_BATCH, MAX_BATCH = 8, 128
 # over seeds 0–4 with 8 steps an epoch, 0.889 / 0.874 with four times the steps (strong logreg:
 # 0.901); the same number of samples in larger batches (50, 100) did worse (0.82–0.84).
 MIN_EPOCH_SAMPLES = 400
-# Learning rates the search tries, smallest first (the order ties are broken in). 1e-4 is what
+# Learning rates the search tries, smallest first (the order ties are broken in; the first is the
+# candidate a search tries alone while it is perfect on every inner fold, see linsig.search). 1e-4 is what
 # mlp3 needs after linear signal removal on the mixed simulation (higher rates stall at chance
 # there); 1e-3 is AdamW's usual; 3e-3 is what mlp3 reaches its best with on small real data
 # (ALL sex). The fast search drops the last.
@@ -278,10 +279,13 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
         Each ``(params, epochs)`` pair is a candidate of its own, so the search chooses the
         training length with the learning rate. A run stops once neither its validation loss
         nor its balanced accuracy improved for ``patience`` epochs; only the epochs it ran are
-        candidates (pooled over inner folds: the epochs every fold's run reached).
+        candidates (pooled over inner folds: the epochs every fold's run reached). A candidate
+        with ``epochs`` also stops there: its run is the first ``epochs`` epochs of the whole one.
         """
         out = []
-        for params in candidates:
+        for requested in candidates:
+            params = {k: v for k, v in requested.items() if k != "epochs"}
+            last = int(requested.get("epochs") or self.max_epochs)
             model = self.__class__(**{**self.get_params(), **params, "epochs": None, "warm_start": False})
             X, y = model._start(X_tr, y_tr)
             Xv = model._inputs(np.asarray(X_va, dtype=np.float32))
@@ -313,7 +317,7 @@ class NetworkClassifier(TorchModel, Tunable, ClassifierMixin, BaseEstimator):
                     best["epoch"] = epoch
                 best["loss"], best["accuracy"] = min(best["loss"], loss), max(best["accuracy"], accuracy)
                 best["perfect"] = best["perfect"] + 1 if accuracy == 1.0 else 0
-                return (not math.isfinite(loss) or best["perfect"] >= PERFECT_EPOCHS
+                return (not math.isfinite(loss) or best["perfect"] >= PERFECT_EPOCHS or epoch >= last
                         or epoch - max(best["epoch"], no_stop_before) >= patience)
 
             train(model.module_, inputs, model._codes(y), len(model.classes_), config, monitor=monitor)
