@@ -442,7 +442,8 @@ def _effort(model: str, recipe, signal: str, max_epochs: int | None = None) -> f
 
 
 def _search_and_fits(model, settings, recipe, level, shape: Shape, constants, fractions) -> tuple[float, float]:
-    """Seconds of one search and of the fits of every fraction, at effort 1 (one signal mode)."""
+    """Seconds of one search and of the fits of every fraction, at effort 1 (one signal mode), and the
+    search's candidate runs."""
     view = settings if recipe is settings.training else _RefSettings(settings, recipe, level)
     a_fit, b_fit, a_run, b_run = constants
     folds = int(settings.n_folds)
@@ -460,30 +461,29 @@ def _search_and_fits(model, settings, recipe, level, shape: Shape, constants, fr
     for fraction in fractions:
         m = max(2, int(round(fraction * n_train)))
         fits += a_fit + b_fit * fit_work(model, view, m, d, k, n_val, n_train)
-    return search, fits
+    return search, fits, runs
 
 
 def unit_cost(model: str, shape: Shape, settings, calibration: Calibration) -> UnitCost:
     """Estimated seconds of one unit of ``model`` on a task of ``shape`` (one process, calibrated threads)."""
     recipe = settings.training
-    one_search, fits = _search_and_fits(model, settings, recipe, settings.tuning, shape,
+    one_search, fits, runs = _search_and_fits(model, settings, recipe, settings.tuning, shape,
                                         calibration.of(model, recipe.name), settings.fractions)
     reference = recipe.checks_undertraining(model, settings.models)
     if reference:
         ref = _reference_recipe(settings)
-        ref_search, ref_fits = _search_and_fits("logreg", settings, ref, ref.tunings[0], shape,
+        ref_search, ref_fits, _ = _search_and_fits("logreg", settings, ref, ref.tunings[0], shape,
                                                 calibration.of("logreg", ref.name), settings.fractions)
     search = fit = 0.0
     separate = getattr(recipe.estimator_class(model), "separate_runs", False)
     raced = recipe.race_within_se is not None and separate
-    runs = recipe.search_cost(make_model(model, recipe), settings.tuning, 1)[0] if separate else 0
     for i, signal in enumerate(settings.signals):
         effort = _effort(model, recipe, signal, settings.max_epochs)
         if recipe.tunes_per_signal:
             if signal in REMOVAL_MODES:
                 share = RACED_SHARE if raced else 1.0
             else:
-                share = min(1.0, CEILING_RUNS / runs) if runs else 1.0
+                share = min(1.0, CEILING_RUNS / runs) if separate and runs else 1.0
             search += one_search * effort * share
         elif i == 0:  # one search per unit, on the data as given
             search += one_search * _effort(model, recipe, "none", settings.max_epochs)

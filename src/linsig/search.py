@@ -173,7 +173,7 @@ def by_pooled_balanced_accuracy(estimator, X, y, groups, plan, folds, prepare,
         return estimator.candidate_predictions(X_tr, y[inner_train], g_tr, X_va, y[inner_val], requested)
 
     probed: dict[int, list] = {}  # fold → the first candidate's outputs there
-    if separate and axis is not None and len(plan) > 1:
+    if axis is not None and len(plan) > 1:
         probe = _Pool()
         for position in range(len(folds)):
             outputs = outputs_on(position, probe, plan[:1])
