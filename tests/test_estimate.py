@@ -170,6 +170,37 @@ def test_the_progress_bar_fills_by_cost():
     assert "grid: 100%" in text and "2/2 units" in text
 
 
+def test_the_progress_bar_corrects_the_estimate_of_the_units_left_by_the_units_timed():
+    """An estimate off by a family-wide factor (3× for one kind, 0.5× for another) stops mattering
+    once a unit of each kind has finished: the time left is the corrected cost over the run's rate."""
+    from linsig.progress import CostProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    bar = CostProgress([1.0, 1.0, 10.0, 10.0], desc="grid", file=out, kinds=["a", "a", "b", "b"],
+                       clock=lambda: now[0])
+    bar.start(0)
+    now[0] = 3.0
+    bar.advance(0)  # a: 3 s measured against 1 estimated
+    assert bar.ratios() == {"a": 3.0, None: 3.0}
+    assert bar.seconds_left() == pytest.approx(3.0 + 2 * 10.0 * 3.0)  # b not seen yet: the overall ratio
+    assert bar.bar.n == pytest.approx(3.0) and bar.bar.total == pytest.approx(66.0)
+    bar.start(2)
+    now[0] = 8.0
+    bar.advance(2)  # b: 5 s against 10
+    assert bar.ratios()["b"] == pytest.approx(0.5)
+    assert bar.seconds_left() == pytest.approx(3.0 + 5.0)
+    assert bar.bar.n == pytest.approx(8.0) and bar.bar.total == pytest.approx(16.0) and bar.done == 2
+    # a unit that finished without being timed here counts as done at its corrected cost, not in the rate
+    bar.set_done([0, 1, 2])
+    assert bar.bar.n == pytest.approx(11.0) and bar.bar.initial == pytest.approx(3.0)
+    assert bar.seconds_left() == pytest.approx(5.0) and bar.done == 3
+    bar.close()
+    assert "3/4 units" in out.getvalue()
+    with pytest.raises(ValueError, match="3 kinds for 4 units"):
+        CostProgress([1.0] * 4, desc="grid", file=io.StringIO(), kinds=["a"] * 3)
+
+
 def test_a_run_shows_units_in_its_cost_weighted_progress(cache):
     """evaluate's bar weighs units by cost and still counts them (no calibration during a run)."""
     import contextlib

@@ -365,7 +365,7 @@ def evaluate(tasks: list[Task], settings: Settings, progress: bool = True, jobs:
     work = [(i, unit) for i, task in enumerate(tasks) for unit in units(settings)]
     # the ETA weighs units by their estimated cost (from a cached calibration; never calibrates here)
     weights = unit_weights([(unit.model, Shape.of(tasks[i])) for i, unit in work], settings) if progress else [1.0] * len(work)
-    with CostProgress(weights, desc="linsig run", disable=not progress) as bar:
+    with CostProgress(weights, desc="linsig run", disable=not progress, kinds=[unit.model for _, unit in work]) as bar:
         per_unit = run_units(tasks, work, settings, jobs, bar)
     return results_frame([row for unit_rows in per_unit for row in unit_rows])
 
@@ -381,6 +381,8 @@ def run_units(tasks: list[Task], work: list[tuple[int, Unit]], settings: Setting
     executor = make_executor(jobs, context=(tasks,))
 
     def before(position):
+        if hasattr(bar, "start"):  # a CostProgress: the unit's time corrects the estimate of the rest
+            bar.start(position)
         if bar is not None and jobs == 1:
             i, unit = work[position]
             task = task_label(i) if task_label else tasks[i].name

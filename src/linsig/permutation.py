@@ -111,7 +111,8 @@ def evaluate_permutations(tasks: list[Task], settings: Settings, n: int, progres
 
     weights = (unit_weights([(unit.model, Shape.of(permuted[i][1])) for i, unit in work], psettings) if progress
                else [1.0] * len(work))
-    with CostProgress(weights, desc="linsig permutations", disable=not progress) as bar:
+    with CostProgress(weights, desc="linsig permutations", disable=not progress,
+                      kinds=[unit.model for _, unit in work]) as bar:
         per_unit = run_units([task for _, task in permuted], work, psettings, jobs, bar, task_label)
     return results_frame([row for (i, _), unit_rows in zip(work, per_unit) for row in tag(unit_rows, permuted[i][0])])
 

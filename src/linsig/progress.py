@@ -79,22 +79,40 @@ def progress_bar(*args, file=None, **kwargs):
 
 
 class CostProgress:
-    """A progress bar over units that fills, and predicts the time left, by each unit's estimated cost.
+    """A progress bar over units that fills, and predicts the time left, by each unit's cost.
 
     Units of one grid differ in cost by orders of magnitude (an ``mlp5`` unit can take a thousand
-    ``logreg`` units' time), so counting units made the ETA wrong by as much. The bar advances by
-    the unit's weight (:func:`linsig.estimate.unit_weights`), so tqdm's own rate and remaining time
-    are cost-weighted; the postfix says how many units are done (``12/300 units``) and what runs.
+    ``logreg`` units' time), so counting units made the ETA wrong by as much: the bar weighs each
+    unit by its estimated cost (:func:`linsig.estimate.unit_weights`). The estimate of a family can
+    still be off by 2× or more on data it was not measured on (a network that learns the data in 10
+    epochs where the cost model assumed 70), so the bar also learns as units finish. A unit is
+    timed from :meth:`start` to its end; the units left are costed at their estimate times the
+    measured / estimated ratio of the finished units of their kind (``kinds``: the model family),
+    or of all finished units for a kind not seen yet. The bar's total is then the seconds done plus
+    the corrected seconds left, and tqdm's time left is that over the run's average rate
+    (``smoothing=0``: whole units finish seldom, and a short window's rate jumps with each one).
+    Units that finished without being timed here (done by an earlier or another runner) count as
+    done at their corrected estimate, but not in the rate. The postfix says how many units are done
+    (``12/300 units``) and what runs.
     """
 
-    def __init__(self, weights, desc: str, disable: bool = False, file=None, **kwargs):
+    def __init__(self, weights, desc: str, disable: bool = False, file=None, kinds=None, clock=time.monotonic,
+                 **kwargs):
         self.weights = [float(w) for w in weights]
+        self.kinds = [None] * len(self.weights) if kinds is None else list(kinds)
+        if len(self.kinds) != len(self.weights):
+            raise ValueError(f"{len(self.kinds)} kinds for {len(self.weights)} units")
         self.units, self.done, self.detail = len(self.weights), 0, ""
+        self._clock = clock
+        self._started: dict[int, float] = {}
+        self._seconds: dict[int, float | None] = {}  # finished units: seconds measured here, or None
+        self._extra = 0.0  # update(): units of average estimated weight, untimed
         file = sys.stderr if file is None else file
         # tqdm's usual layout with the unit count where it shows n/total (which here would be seconds)
         bar = ("{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]" if _is_terminal(file)
                else "{desc}: {percentage:3.0f}% [{elapsed}<{remaining}{postfix}]")
         total = sum(self.weights) or None
+        kwargs.setdefault("smoothing", 0)
         self.bar = progress_bar(total=total, desc=desc, disable=disable, file=file, bar_format=bar,
                                 postfix=f"0/{self.units} units", **kwargs)
 
@@ -106,26 +124,67 @@ class CostProgress:
         self.detail = detail
         self._show(refresh)
 
-    def advance(self, index: int) -> None:
-        """Unit ``index`` (of ``weights``) is finished."""
-        self.done += 1
+    def start(self, index: int) -> None:
+        """Unit ``index`` starts now (its time, measured to :meth:`advance`, corrects the estimate)."""
+        self._started[index] = self._clock()
+
+    def ratios(self) -> dict:
+        """Measured / estimated seconds of the units timed so far, per kind (``None``: all of them)."""
+        sums: dict = {}
+        for i, seconds in self._seconds.items():
+            if seconds is not None and self.weights[i] > 0:
+                measured, estimated = sums.get(self.kinds[i], (0.0, 0.0))
+                sums[self.kinds[i]] = (measured + seconds, estimated + self.weights[i])
+        out = {kind: m / e for kind, (m, e) in sums.items() if m > 0}
+        measured, estimated = sum(m for m, _ in sums.values()), sum(e for _, e in sums.values())
+        out[None] = measured / estimated if measured > 0 and estimated > 0 else 1.0
+        return out
+
+    def seconds_left(self) -> float:
+        """The estimated cost of the units not finished, corrected by :meth:`ratios`."""
+        ratio = self.ratios()
+        return sum(w * ratio.get(k, ratio[None]) for i, (w, k) in enumerate(zip(self.weights, self.kinds))
+                   if i not in self._seconds)
+
+    def _finish(self, index: int) -> None:
+        if index in self._seconds:
+            return
+        began = self._started.pop(index, None)
+        self._seconds[index] = None if began is None else max(self._clock() - began, 0.0)
+
+    def _redraw(self) -> None:
+        ratio = self.ratios()
+        timed = sum(s for s in self._seconds.values() if s is not None)
+        untimed = self._extra + sum(self.weights[i] * ratio.get(self.kinds[i], ratio[None])
+                                    for i, s in self._seconds.items() if s is None)
+        done = timed + untimed
+        self.bar.total = (done + self.seconds_left()) or None
+        self.bar.initial = untimed  # tqdm's average rate is (n - initial) / elapsed: this runner's own work
         self._show(refresh=False)
-        self.bar.update(self.weights[index])
+        self.bar.update(done - self.bar.n)
+        self.bar.refresh()
+
+    def advance(self, index: int) -> None:
+        """Unit ``index`` is finished."""
+        if index not in self._seconds:
+            self.done += 1
+            self._finish(index)
+        self._redraw()
 
     def set_done(self, indices) -> None:
         """Exactly the units ``indices`` are finished (a runner that also sees other runners' units)."""
-        indices = list(indices)
-        cost = sum(self.weights[i] for i in indices)
+        indices = set(indices)
+        for index in indices:
+            self._finish(index)
+        for index in [i for i in self._seconds if i not in indices]:  # no longer counted as finished
+            del self._seconds[index]
         self.done = len(indices)
-        self._show(refresh=False)
-        self.bar.update(cost - self.bar.n)
-        self.bar.refresh()
+        self._redraw()
 
     def update(self, n: int = 1) -> None:  # tqdm's interface: n more units of average weight
         self.done += n
-        average = sum(self.weights) / max(self.units, 1)
-        self._show(refresh=False)
-        self.bar.update(average * n)
+        self._extra += n * sum(self.weights) / max(self.units, 1)
+        self._redraw()
 
     def close(self) -> None:
         self.bar.close()

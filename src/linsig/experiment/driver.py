@@ -112,6 +112,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
     waiting = {u.key for u in pending}
     ended: set[int] = {i for i, u in enumerate(units) if u.key not in waiting}  # done before this run
     bar = CostProgress(weights, desc=f"linsig experiment {experiment.name}", disable=not progress, file=sys.stderr,
+                       kinds=[unit.model for unit in units],
                        dynamic_ncols=True)
 
     shown = [""]
@@ -152,6 +153,7 @@ def run_experiment(experiment: Experiment, out_dir, executor, progress: bool = T
                 else:
                     try:
                         inflight[executor.submit(unit)] = unit
+                        bar.start(position[unit.key])
                     except Exception as exc:
                         lost = _lost(executor, exc)
                         store.release(unit.key)
