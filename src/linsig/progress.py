@@ -140,9 +140,9 @@ class CostProgress:
         out[None] = measured / estimated if measured > 0 and estimated > 0 else 1.0
         return out
 
-    def seconds_left(self) -> float:
-        """The estimated cost of the units not finished, corrected by :meth:`ratios`."""
-        ratio = self.ratios()
+    def seconds_left(self, ratio: dict | None = None) -> float:
+        """The estimated cost of the units not finished, corrected by :meth:`ratios` (or ``ratio``)."""
+        ratio = self.ratios() if ratio is None else ratio
         return sum(w * ratio.get(k, ratio[None]) for i, (w, k) in enumerate(zip(self.weights, self.kinds))
                    if i not in self._seconds)
 
@@ -158,7 +158,7 @@ class CostProgress:
         untimed = self._extra + sum(self.weights[i] * ratio.get(self.kinds[i], ratio[None])
                                     for i, s in self._seconds.items() if s is None)
         done = timed + untimed
-        self.bar.total = (done + self.seconds_left()) or None
+        self.bar.total = (done + self.seconds_left(ratio)) or None
         self.bar.initial = untimed  # tqdm's average rate is (n - initial) / elapsed: this runner's own work
         self._show(refresh=False)
         self.bar.update(done - self.bar.n)
